@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Ring-3 workloads.  Every iteration reads the TSC; a gap between two reads
+ * longer than the threshold is a stall, recorded in the shared ring and
+ * histogram.  The loop makes no exits: the VMM reads the shared page while
+ * the guest runs and asks it to stop through the control page.
+ */
+#include <stdint.h>
+
+#include "kvmstall/abi.h"
+
+void ks_guest_main(const struct ks_params *p) __attribute__((noreturn, used));
+
+static inline uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+static inline void ucall(uint32_t nr, uint64_t a0, uint64_t a1)
+{
+	__asm__ volatile("int3"
+			 :
+			 : "a"(nr), "d"((uint16_t)KS_PORT_UCALL), "D"(a0), "S"(a1)
+			 : "memory");
+}
+
+static __attribute__((noreturn)) void fail(uint64_t code, uint64_t detail)
+{
+	for (;;)
+		ucall(KS_UCALL_ERROR, code, detail);
+}
+
+/* Keep the compiler from turning the shared-page stores into anything clever. */
+#define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
+#define READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))
+
+static void record(struct ks_shared *sh, uint64_t start, uint64_t ticks)
+{
+	uint64_t n = sh->stalls;
+	struct ks_stall *e = &sh->ring[n & (KS_RING_ENTRIES - 1)];
+
+	WRITE_ONCE(e->start_tsc, start);
+	WRITE_ONCE(e->ticks, ticks);
+	WRITE_ONCE(sh->hist[ks_hist_bucket(ticks)], sh->hist[ks_hist_bucket(ticks)] + 1);
+	WRITE_ONCE(sh->stall_ticks, sh->stall_ticks + ticks);
+	if (ticks > sh->max_ticks)
+		WRITE_ONCE(sh->max_ticks, ticks);
+	/* The entry is complete before the count that publishes it. */
+	__atomic_store_n(&sh->stalls, n + 1, __ATOMIC_RELEASE);
+}
+
+/* Nonsense a hostile guest could write: the VMM must catch every piece. */
+static void scribble(struct ks_shared *sh, uint64_t seed)
+{
+	unsigned int i;
+
+	for (i = 0; i < KS_HIST_BUCKETS; i++)
+		WRITE_ONCE(sh->hist[i], seed * (i + 1));
+	for (i = 0; i < KS_RING_ENTRIES; i++) {
+		WRITE_ONCE(sh->ring[i].start_tsc, ~seed);
+		WRITE_ONCE(sh->ring[i].ticks, seed << (i & 31));
+	}
+	WRITE_ONCE(sh->stalls, 0xdeadbeefcafeULL);
+	WRITE_ONCE(sh->max_ticks, 1);
+}
+
+void ks_guest_main(const struct ks_params *p)
+{
+	struct ks_shared *sh;
+	const struct ks_control *ctl;
+	volatile uint64_t *mem;
+	uint64_t thr, prev, now, gap, iter = 0, hb_mask, words, pos = 0, page_words;
+	uint64_t off = 0, step, touches = 0;
+	uint32_t wl;
+
+	if (p->magic != KS_PARAMS_MAGIC || p->abi_version != KS_ABI_VERSION)
+		fail(KS_GUEST_ERR_BAD_PARAMS, p->magic);
+	sh = (struct ks_shared *)p->shared_gva;
+	ctl = (const struct ks_control *)p->control_gva;
+	mem = (volatile uint64_t *)p->region_gva;
+	words = p->region_bytes / 8;
+	step = p->stride / 8 ? p->stride / 8 : 1;
+	page_words = 4096 / 8;
+	thr = p->threshold_ticks;
+	hb_mask = p->heartbeat_every - 1;
+	wl = p->workload;
+
+	prev = rdtsc();
+	WRITE_ONCE(sh->first_tsc, prev);
+	WRITE_ONCE(sh->last_tsc, prev);
+	WRITE_ONCE(sh->magic, KS_SHARED_MAGIC);
+	ucall(KS_UCALL_READY, prev, 0);
+	prev = rdtsc();
+
+	for (;;) {
+		now = rdtsc();
+		gap = now - prev;
+		if (__builtin_expect(gap > thr, 0))
+			record(sh, prev, gap);
+		prev = now;
+		iter++;
+
+		switch (wl) {
+		case KS_WL_SPIN:
+			break;
+		case KS_WL_TOUCH:
+			mem[off] = iter;
+			off += step;
+			if (off >= words)
+				off = 0;
+			touches++;
+			break;
+		case KS_WL_FAULT:
+			/* One write per 4 KiB page, always ahead into memory the VMM dropped. */
+			mem[(pos % (words / page_words)) * page_words] = iter;
+			pos++;
+			/* Published every page: the VMM's recycler drops what lies behind. */
+			WRITE_ONCE(sh->position, pos);
+			touches++;
+			break;
+		case KS_WL_CRASH:
+			if (iter == 1000)
+				*(volatile uint64_t *)0x7fff00000000ULL = iter;	/* unmapped: #PF */
+			break;
+		case KS_WL_GARBAGE:
+			if (iter == 1000)
+				scribble(sh, now);
+			break;
+		default:
+			fail(KS_GUEST_ERR_WORKLOAD, wl);
+		}
+
+		if (__builtin_expect((iter & hb_mask) == 0, 0)) {
+			WRITE_ONCE(sh->iterations, iter);
+			WRITE_ONCE(sh->touches, touches);
+			WRITE_ONCE(sh->position, pos);
+			WRITE_ONCE(sh->last_tsc, now);
+			WRITE_ONCE(sh->heartbeat, sh->heartbeat + 1);
+			if (READ_ONCE(ctl->stop))
+				break;
+		}
+	}
+	WRITE_ONCE(sh->iterations, iter);
+	WRITE_ONCE(sh->touches, touches);
+	WRITE_ONCE(sh->position, pos);
+	WRITE_ONCE(sh->last_tsc, prev);
+	ucall(KS_UCALL_DONE, prev, 0);
+	fail(KS_GUEST_ERR_WORKLOAD, 0);
+}

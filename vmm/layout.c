@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+/* Memory layout arithmetic; see layout.h. */
+#include "config.h"
+
+#include "layout.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "kvmstall/abi.h"
+#include "util.h"
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+/* Page-table pages for an identity map of [0, sys) and [test, test + mem) in 2 MiB pages. */
+static uint64_t pgtable_pages(uint64_t sys, uint64_t test, uint64_t mem)
+{
+	uint64_t pd, pdpt;
+
+	pd = align_up(sys, GiB) / GiB + (align_up(test + mem, GiB) - align_down(test, GiB)) / GiB;
+	pdpt = 1 + (align_up(test + mem, 512 * GiB) - align_down(test, 512 * GiB)) / (512 * GiB);
+	return 1 + pdpt + pd;
+}
+
+int ks_layout_compute(struct ks_layout *l, unsigned int nvcpus, uint64_t memory,
+		      unsigned int nslots, uint64_t page_size, uint64_t decoy_size,
+		      char *err, size_t errlen)
+{
+	char a[32], b[32];
+
+	*l = (struct ks_layout){ .nvcpus = nvcpus, .nslots = nslots, .page_size = page_size };
+	if (!nvcpus || !nslots || !page_size || (page_size & (page_size - 1))) {
+		snprintf(err, errlen, "internal: bad layout request");
+		return -1;
+	}
+	l->unit = max_u64(page_size, KS_GUEST_PAGE);
+	if (!memory || memory % nslots || (memory / nslots) % l->unit) {
+		snprintf(err, errlen,
+			 "--memory %s is not a multiple of %s per slot (%u slot%s; backing page %s, guest page 2 MiB); "
+			 "use a multiple of %s",
+			 fmt_size(memory, a, sizeof(a)), fmt_size(l->unit, b, sizeof(b)), nslots,
+			 nslots == 1 ? "" : "s", fmt_size(page_size, a, sizeof(a)),
+			 fmt_size(l->unit * nslots, b, sizeof(b)));
+		return -1;
+	}
+	l->slot_size = memory / nslots;
+	l->region_size = align_down(memory / nvcpus, page_size);
+	if (!l->region_size) {
+		snprintf(err, errlen,
+			 "--memory %s is too small for %u vCPUs: each vCPU needs at least one %s page; "
+			 "use --memory %s or more",
+			 fmt_size(memory, a, sizeof(a)), nvcpus, fmt_size(page_size, b, sizeof(b)),
+			 fmt_size(align_up((uint64_t)nvcpus * page_size, l->unit * nslots), a,
+				  sizeof(a)));
+		return -1;
+	}
+	if (!decoy_size)
+		decoy_size = max_u64(page_size, 2 * MiB);
+	if (decoy_size % page_size) {
+		snprintf(err, errlen, "--decoy-size %s is not a multiple of the backing page size %s",
+			 fmt_size(decoy_size, a, sizeof(a)), fmt_size(page_size, b, sizeof(b)));
+		return -1;
+	}
+	l->decoy_size = decoy_size;
+	l->sys_size = align_up(KS_GPA_VCPU_AREA + (uint64_t)nvcpus * KS_VCPU_STRIDE, KS_GUEST_PAGE);
+	l->pgtable_pages = pgtable_pages(l->sys_size, KS_GPA_TEST_BASE, memory);
+	if (l->pgtable_pages * 4096 > KS_PGTABLE_BYTES) {
+		snprintf(err, errlen, "--memory %s is too large for the guest page tables",
+			 fmt_size(memory, a, sizeof(a)));
+		return -1;
+	}
+	return 0;
+}
+
+uint64_t ks_layout_slot_gpa(const struct ks_layout *l, unsigned int i)
+{
+	return KS_GPA_TEST_BASE + (uint64_t)i * l->slot_size;
+}
+
+uint64_t ks_layout_region_gpa(const struct ks_layout *l, unsigned int i)
+{
+	return KS_GPA_TEST_BASE + (uint64_t)i * l->region_size;
+}
+
+int ks_layout_slot_of(const struct ks_layout *l, uint64_t gpa)
+{
+	uint64_t i;
+
+	if (gpa < KS_GPA_TEST_BASE)
+		return -1;
+	i = (gpa - KS_GPA_TEST_BASE) / l->slot_size;
+	return i < l->nslots ? (int)i : -1;
+}
+
+uint64_t ks_layout_reserve_size(const struct ks_layout *l)
+{
+	return 2 * l->decoy_size + l->slot_size;
+}
+
+uint64_t ks_layout_decoy_before_off(const struct ks_layout *l)
+{
+	(void)l;
+	return 0;
+}
+
+uint64_t ks_layout_slot_off(const struct ks_layout *l)
+{
+	return l->decoy_size;
+}
+
+uint64_t ks_layout_decoy_after_off(const struct ks_layout *l)
+{
+	return l->decoy_size + l->slot_size;
+}
+
+uint64_t ks_layout_backing_pages(const struct ks_layout *l)
+{
+	return (uint64_t)l->nslots * (ks_layout_reserve_size(l) / l->page_size);
+}

@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: MIT
+/*
+ * kvmstall: launch a test VM, run a stall-measuring payload on every vCPU,
+ * report per-vCPU stall distributions.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kvmstall.h"
+#include "kvmstats.h"
+#include "numa-place.h"
+#include "options.h"
+#include "report.h"
+#include "util.h"
+
+/* vCPUs that are not in ring 3 after this long are reported, not waited for. */
+#define KS_START_TIMEOUT_NS (120 * NSEC_PER_SEC)
+/* A stopped guest notices within one heartbeat, but 1000 threads on 2 CPUs take a while. */
+#define KS_STOP_GRACE_NS (20 * NSEC_PER_SEC)
+#define KS_RECYCLE_PERIOD_NS (5 * 1000 * 1000ULL)
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Run with SIGINT/SIGTERM blocked so only the main thread ever takes them. */
+static void block_signals(bool block)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+static void limits_now(const struct ks_vm *vm, const struct ks_vcpu *v, uint64_t now,
+		       struct ks_stats_limits *lim)
+{
+	/* One second of slack for the pairing of host and guest clocks. */
+	lim->threshold_ticks = v->params->threshold_ticks;
+	lim->tsc_lo = v->tsc_at_start > (uint64_t)vm->tsc_khz * 1000 ?
+			      v->tsc_at_start - (uint64_t)vm->tsc_khz * 1000 : 0;
+	lim->tsc_hi = v->tsc_at_start +
+		      (now - vm->t0_ns + NSEC_PER_SEC) * vm->tsc_khz / 1000000ULL;
+	lim->max_position = v->stats.iterations + (1ULL << 32);
+}
+
+static void sample_all(struct ks_vm *vm, uint64_t now, bool final)
+{
+	struct ks_stats_limits lim;
+	unsigned int i;
+
+	for (i = 0; i < vm->layout.nvcpus; i++) {
+		struct ks_vcpu *v = &vm->vcpus[i];
+		bool was_valid = v->stats.valid;
+
+		if (v->state == KS_VCPU_CREATED && !final)
+			continue;
+		limits_now(vm, v, now, &lim);
+		if (final)
+			ks_stats_final(&v->stats, v->shared, &lim);
+		else
+			ks_stats_sample(&v->stats, v->shared, &lim);
+		if (was_valid && !v->stats.valid) {
+			if (vm->cfg->progress)
+				progress__clear();
+			pr_warning("vCPU %u wrote inconsistent data into its shared page (%s); its "
+				   "stall data is discarded",
+				   i, v->stats.invalid_reason);
+		}
+	}
+}
+
+static bool any_failed(const struct ks_vm *vm)
+{
+	unsigned int i;
+
+	for (i = 0; i < vm->layout.nvcpus; i++)
+		if (vm->vcpus[i].state == KS_VCPU_FAILED)
+			return true;
+	return false;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ns / NSEC_PER_SEC),
+			       .tv_nsec = (long)(ns % NSEC_PER_SEC) };
+
+	/* A signal cuts the sleep short, which is what Ctrl-C wants. */
+	nanosleep(&ts, NULL);
+}
+
+static void wait_ready(struct ks_vm *vm)
+{
+	uint64_t deadline = vm->start_ns + KS_START_TIMEOUT_NS;
+
+	while (!stop_signal && !any_failed(vm) && now_ns() < deadline) {
+		if (__atomic_load_n(&vm->nready, __ATOMIC_ACQUIRE) == vm->layout.nvcpus)
+			return;
+		sleep_ns(NSEC_PER_SEC / 1000);
+	}
+	if (!stop_signal && !any_failed(vm))
+		pr_warning("only %u of %u vCPUs reached the workload within %" PRIu64 " s",
+			   vm->nready, vm->layout.nvcpus, (uint64_t)(KS_START_TIMEOUT_NS / NSEC_PER_SEC));
+}
+
+static void run(struct ks_vm *vm, struct ks_run *r)
+{
+	const struct ks_config *cfg = vm->cfg;
+	bool fault = cfg->workload == KS_WL_FAULT;
+	uint64_t tick = fault ? KS_RECYCLE_PERIOD_NS : NSEC_PER_SEC / 50;
+	uint64_t next_sample, now, deadline;
+
+	wait_ready(vm);
+	r->run_start_ns = now_ns();
+	deadline = r->run_start_ns + cfg->duration_ns;
+	next_sample = r->run_start_ns + cfg->interval_ns;
+	while (!stop_signal && !any_failed(vm)) {
+		now = now_ns();
+		if (now >= deadline)
+			break;
+		if (fault)
+			mem__recycle_fault_regions(vm);
+		sample_all(vm, now, false);
+		if (now >= next_sample) {
+			csv__sample(r, now);
+			if (cfg->progress)
+				progress__update(r, now);
+			next_sample += cfg->interval_ns;
+		}
+		sleep_ns(deadline - now < tick ? deadline - now : tick);
+	}
+	r->run_end_ns = now_ns();
+	if (cfg->progress)
+		progress__clear();
+}
+
+int main(int argc, char **argv)
+{
+	struct ks_config cfg;
+	struct ks_vm vm = { .kvm_fd = -1, .vm_fd = -1 };
+	struct ks_run r = { .vm = &vm };
+	char err[256];
+	unsigned int i;
+	int status = 0;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	options__parse(&cfg, argc, argv);
+	vm.cfg = &cfg;
+	vm.backing = ks_backing_info(cfg.backing);
+	pthread_mutex_init(&vm.lock, NULL);
+	pthread_cond_init(&vm.cond, NULL);
+	r.started_realtime_ns = realtime_ns();
+
+	if (ks_layout_compute(&vm.layout, cfg.vcpus, cfg.memory, cfg.slots,
+			      vm.backing->page_size, cfg.decoy_size, err, sizeof(err)) < 0)
+		die_usage("%s", err);
+	kvm__probe(&vm.caps, &vm.kvm_fd);
+	kvm__check_config(&vm.caps, &cfg);
+	numa__setup(&vm);
+	install_signals();
+
+	kvm__create_vm(&vm);
+	mem__setup(&vm);
+	x86__setup_system(&vm);
+	guest__load(&vm);
+	kvm_cpu__create_all(&vm);
+	if (cfg.prefault && !stop_signal)
+		mem__prefault(&vm);
+	kvmstats__start(&vm, &r.kstats);
+	if (cfg.csv_path && csv__open(&r, cfg.csv_path) < 0)
+		status = KS_EXIT_FAIL;
+
+	block_signals(true);
+	kvm_cpu__start_all(&vm);
+	block_signals(false);
+	if (!stop_signal)
+		run(&vm, &r);
+	else
+		r.run_start_ns = r.run_end_ns = now_ns();
+	r.signal = stop_signal;
+
+	kvm_cpu__stop_all(&vm, KS_STOP_GRACE_NS);
+	sample_all(&vm, now_ns(), true);
+	kvmstats__end(&vm, &r.kstats);
+	report__finish(&r);
+	csv__sample(&r, now_ns());
+	csv__close(&r);
+
+	for (i = 0; i < vm.layout.nvcpus; i++) {
+		if (vm.vcpus[i].state == KS_VCPU_FAILED) {
+			pr_err("vCPU %u: %s", i, vm.vcpus[i].error);
+			r.failed = true;
+		}
+	}
+	if (r.ninvalid)
+		r.failed = true;
+	if (!cfg.quiet)
+		report__table(&r, stdout);
+	if (cfg.json_path && report__json(&r, cfg.json_path) < 0)
+		status = KS_EXIT_FAIL;
+	if (r.failed)
+		status = KS_EXIT_FAIL;
+
+	kvmstats__free(&r.kstats);
+	kvm_cpu__destroy_all(&vm);
+	mem__teardown(&vm);
+	kvm__destroy_vm(&vm);
+	free(vm.nodes);
+	return status;
+}

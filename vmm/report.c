@@ -1,0 +1,467 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Reports.  The JSON document is built with jansson; its schema is
+ * documented in kvmstall(1) and versioned by KS_REPORT_SCHEMA_VERSION.
+ */
+#include "config.h"
+
+#include "report.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "options.h"
+#include "util.h"
+
+static const char *state_name(int s)
+{
+	switch (s) {
+	case KS_VCPU_CREATED:
+		return "not-started";
+	case KS_VCPU_RUNNING:
+		return "running";
+	case KS_VCPU_DONE:
+		return "done";
+	default:
+		return "failed";
+	}
+}
+
+static double ns_of(const struct ks_run *r, double ticks)
+{
+	return ks_ticks_to_ns(ticks, r->vm->tsc_khz);
+}
+
+static double run_seconds(const struct ks_run *r)
+{
+	if (r->run_end_ns <= r->run_start_ns)
+		return 0;
+	return (double)(r->run_end_ns - r->run_start_ns) / 1e9;
+}
+
+void report__finish(struct ks_run *r)
+{
+	struct ks_vm *vm = r->vm;
+	unsigned int i;
+
+	memset(r->total_hist, 0, sizeof(r->total_hist));
+	r->total_max = r->total_sum = 0;
+	r->ninvalid = 0;
+	for (i = 0; i < vm->layout.nvcpus; i++) {
+		const struct ks_vcpu_stats *s = &vm->vcpus[i].stats;
+
+		if (!s->valid) {
+			r->ninvalid++;
+			continue;
+		}
+		ks_hist_add(r->total_hist, s->hist);
+		r->total_sum += s->stall_ticks;
+		if (s->max_ticks > r->total_max)
+			r->total_max = s->max_ticks;
+	}
+}
+
+/* ---- table ---- */
+
+static const char *fmt_ns(double ns, char *buf, size_t len)
+{
+	if (ns < 1e3)
+		snprintf(buf, len, "%.0fns", ns);
+	else if (ns < 1e6)
+		snprintf(buf, len, "%.1fus", ns / 1e3);
+	else if (ns < 1e9)
+		snprintf(buf, len, "%.2fms", ns / 1e6);
+	else
+		snprintf(buf, len, "%.2fs", ns / 1e9);
+	return buf;
+}
+
+static void table_row(const struct ks_run *r, FILE *f, const char *label, const uint64_t *hist,
+		      uint64_t max, uint64_t sum, uint64_t iters, const char *note)
+{
+	struct ks_summary s;
+	char b[6][24];
+	double secs = run_seconds(r);
+
+	ks_hist_summarize(hist, max, sum, &s);
+	fprintf(f, "%-6s %10" PRIu64 " %9.1f %9s %9s %9s %9s %9s %6.2f%% %12.3g%s%s\n", label,
+		s.count, secs > 0 ? (double)s.count / secs : 0, fmt_ns(ns_of(r, s.p50), b[0], 24),
+		fmt_ns(ns_of(r, s.p90), b[1], 24), fmt_ns(ns_of(r, s.p99), b[2], 24),
+		fmt_ns(ns_of(r, s.p999), b[3], 24), fmt_ns(ns_of(r, (double)s.max), b[4], 24),
+		secs > 0 ? ns_of(r, (double)sum) / (secs * 1e7) : 0, (double)iters, note ? "  " : "",
+		note ? note : "");
+}
+
+void report__table(const struct ks_run *r, FILE *f)
+{
+	const struct ks_vm *vm = r->vm;
+	const struct ks_config *cfg = vm->cfg;
+	uint64_t iters = 0;
+	unsigned int i, n = vm->layout.nvcpus;
+	char a[32], b[24];
+	bool per_vcpu = n <= 16 || ks_verbose;
+
+	fprintf(f,
+		"kvmstall: %u vCPUs, %s %s in %u slot%s, workload %s, threshold %s, %.2f s%s\n",
+		n, fmt_size(cfg->memory, a, sizeof(a)), vm->backing->name, cfg->slots,
+		cfg->slots == 1 ? "" : "s", workload_name(cfg->workload),
+		fmt_ns((double)cfg->threshold_ns, b, sizeof(b)), run_seconds(r),
+		r->signal ? " (interrupted)" : "");
+	fprintf(f, "%-6s %10s %9s %9s %9s %9s %9s %9s %7s %12s\n", "vcpu", "stalls", "per-s", "p50",
+		"p90", "p99", "p99.9", "max", "stall%", "iterations");
+	for (i = 0; i < n; i++) {
+		const struct ks_vcpu *v = &vm->vcpus[i];
+
+		iters += v->stats.valid ? v->stats.iterations : 0;
+		if (!per_vcpu && v->stats.valid && v->state == KS_VCPU_DONE)
+			continue;
+		snprintf(a, sizeof(a), "%u", i);
+		table_row(r, f, a, v->stats.hist, v->stats.max_ticks, v->stats.stall_ticks,
+			  v->stats.iterations,
+			  !v->stats.valid ? "DISCARDED (guest data inconsistent)"
+			  : v->state == KS_VCPU_FAILED ? "FAILED"
+						       : NULL);
+	}
+	table_row(r, f, "total", r->total_hist, r->total_max, r->total_sum, iters,
+		  r->ninvalid ? "(valid vCPUs only)" : NULL);
+	if (!per_vcpu)
+		fprintf(f, "(%u vCPUs: per-vCPU rows in --json, or with --verbose)\n", n);
+}
+
+/* ---- JSON ---- */
+
+static void set(json_t *o, const char *k, json_t *v)
+{
+	json_object_set_new(o, k, v ? v : json_null());
+}
+
+static json_t *jint(uint64_t v)
+{
+	return json_integer((json_int_t)(v > (uint64_t)INT64_MAX ? INT64_MAX : v));
+}
+
+static json_t *jstr_or_null(const char *s)
+{
+	return s && *s ? json_string(s) : json_null();
+}
+
+static json_t *stall_summary(const struct ks_run *r, const uint64_t *hist, uint64_t max,
+			     uint64_t sum)
+{
+	struct ks_summary s;
+	double secs = run_seconds(r);
+	json_t *o = json_object();
+
+	ks_hist_summarize(hist, max, sum, &s);
+	set(o, "count", jint(s.count));
+	set(o, "per_second", json_real(secs > 0 ? (double)s.count / secs : 0));
+	set(o, "p50_ns", json_real(ns_of(r, s.p50)));
+	set(o, "p90_ns", json_real(ns_of(r, s.p90)));
+	set(o, "p99_ns", json_real(ns_of(r, s.p99)));
+	set(o, "p999_ns", json_real(ns_of(r, s.p999)));
+	set(o, "max_ns", json_real(ns_of(r, (double)s.max)));
+	set(o, "total_ns", json_real(ns_of(r, (double)sum)));
+	return o;
+}
+
+static json_t *histogram(const struct ks_run *r, const uint64_t *hist)
+{
+	json_t *a = json_array();
+	unsigned int b;
+
+	for (b = 0; b < KS_HIST_BUCKETS; b++) {
+		json_t *e;
+
+		if (!hist[b])
+			continue;
+		e = json_object();
+		set(e, "lo_ns", json_real(ns_of(r, (double)ks_hist_lo(b))));
+		set(e, "hi_ns", json_real(ns_of(r, (double)ks_hist_hi(b))));
+		set(e, "lo_ticks", jint(ks_hist_lo(b)));
+		set(e, "count", jint(hist[b]));
+		json_array_append_new(a, e);
+	}
+	return a;
+}
+
+static json_t *json_vcpu(const struct ks_run *r, const struct ks_vcpu *v)
+{
+	const struct ks_vcpu_stats *s = &v->stats;
+	static const uint64_t empty[KS_HIST_BUCKETS];
+	json_t *o = json_object();
+
+	set(o, "id", json_integer(v->id));
+	set(o, "cpu", v->cpu >= 0 ? json_integer(v->cpu) : json_null());
+	set(o, "node", v->node >= 0 ? json_integer(v->node) : json_null());
+	set(o, "state", json_string(state_name(v->state)));
+	set(o, "error", jstr_or_null(v->error));
+	set(o, "region_gpa", jint(v->region_gpa));
+	set(o, "region_bytes", jint(v->region_size));
+	set(o, "startup_ns", v->ready_ns ? jint(v->ready_ns - r->vm->start_ns) : json_null());
+	set(o, "exits", jint(v->exits));
+	set(o, "valid", json_boolean(s->valid));
+	set(o, "invalid_reason", s->valid ? json_null() : json_string(s->invalid_reason));
+	set(o, "iterations", jint(s->valid ? s->iterations : 0));
+	set(o, "touches", jint(s->valid ? s->touches : 0));
+	set(o, "pages_walked", jint(s->valid ? s->position : 0));
+	set(o, "stalls", stall_summary(r, s->valid ? s->hist : empty, s->valid ? s->max_ticks : 0,
+				       s->valid ? s->stall_ticks : 0));
+	set(o, "records_kept", jint(s->valid ? s->nrecs : 0));
+	set(o, "records_lost", jint(s->valid ? s->ring_lost : 0));
+	set(o, "histogram", histogram(r, s->valid ? s->hist : empty));
+	return o;
+}
+
+static json_t *json_kvmstats(const struct ks_kvmstats *st)
+{
+	json_t *o = json_object(), *vm = json_object(), *vcpu = json_object();
+	unsigned int i;
+
+	set(o, "source", json_string(st->source ? st->source : "none"));
+	set(o, "unavailable_reason", jstr_or_null(st->why_none));
+	for (i = 0; i < st->n; i++) {
+		const struct ks_kvmstat *s = &st->v[i];
+		uint64_t v = s->cumulative ? s->end - s->start : s->end;
+
+		if (s->cumulative && s->end < s->start)
+			v = 0;
+		set(s->vcpu ? vcpu : vm, s->name, jint(v));
+	}
+	set(o, "vm", vm);
+	set(o, "vcpu_total", vcpu);
+	return o;
+}
+
+static json_t *json_layout(const struct ks_vm *vm)
+{
+	json_t *o = json_object(), *slots = json_array();
+	unsigned int i;
+
+	set(o, "system_bytes", jint(vm->layout.sys_size));
+	set(o, "slot_bytes", jint(vm->layout.slot_size));
+	set(o, "decoy_bytes", jint(vm->layout.decoy_size));
+	set(o, "region_bytes", jint(vm->layout.region_size));
+	for (i = 0; i < vm->layout.nslots; i++) {
+		const struct ks_slot *s = &vm->slots[i];
+		json_t *e = json_object();
+
+		set(e, "slot", json_integer(s->id));
+		set(e, "gpa", jint(s->gpa));
+		set(e, "bytes", jint(s->size));
+		set(e, "hva", jint((uintptr_t)s->hva));
+		set(e, "decoy_before_hva", jint((uintptr_t)s->decoy[0]));
+		set(e, "decoy_after_hva", jint((uintptr_t)s->decoy[1]));
+		set(e, "node", s->node >= 0 ? json_integer(s->node) : json_null());
+		json_array_append_new(slots, e);
+	}
+	set(o, "slots", slots);
+	return o;
+}
+
+static json_t *json_config(const struct ks_vm *vm)
+{
+	const struct ks_config *c = vm->cfg;
+	json_t *o = json_object();
+
+	set(o, "vcpus", json_integer(c->vcpus));
+	set(o, "memory_bytes", jint(c->memory));
+	set(o, "backing", json_string(vm->backing->name));
+	set(o, "page_size", jint(vm->backing->page_size));
+	set(o, "slots", json_integer(c->slots));
+	set(o, "workload", json_string(workload_name(c->workload)));
+	set(o, "duration_ns", jint(c->duration_ns));
+	set(o, "threshold_ns", jint(c->threshold_ns));
+	set(o, "threshold_ticks", jint(c->threshold_ns * vm->tsc_khz / 1000000ULL));
+	set(o, "stride", jint(c->stride));
+	set(o, "pin", json_boolean(c->pin));
+	set(o, "prefault", json_boolean(c->prefault));
+	set(o, "numa", json_boolean(c->numa));
+	set(o, "reserve_hugepages", json_boolean(c->reserve_hugepages));
+	return o;
+}
+
+static json_t *json_host(const struct ks_vm *vm)
+{
+	json_t *o = json_object(), *kvm = json_object(), *nodes = json_array();
+	unsigned int i;
+
+	set(o, "kernel", json_string(vm->caps.kernel));
+	set(o, "online_cpus", json_integer(vm->caps.online_cpus));
+	for (i = 0; i < vm->nnodes; i++)
+		json_array_append_new(nodes, json_integer(vm->nodes[i]));
+	set(o, "numa_nodes", nodes);
+	set(o, "tsc_khz", json_integer(vm->tsc_khz));
+	set(kvm, "api_version", json_integer(vm->caps.api_version));
+	set(kvm, "nr_vcpus", json_integer(vm->caps.nr_vcpus));
+	set(kvm, "max_vcpus", json_integer(vm->caps.max_vcpus));
+	set(kvm, "nr_memslots", json_integer(vm->caps.nr_memslots));
+	set(kvm, "binary_stats_fd", json_boolean(vm->caps.stats_fd));
+	set(o, "kvm", kvm);
+	return o;
+}
+
+int report__json(const struct ks_run *r, const char *path)
+{
+	const struct ks_vm *vm = r->vm;
+	json_t *root = json_object(), *a, *o, *t;
+	uint64_t iters = 0, touches = 0;
+	unsigned int i;
+	char ts[64];
+	time_t secs = (time_t)(r->started_realtime_ns / NSEC_PER_SEC);
+	struct tm tm;
+	int rc;
+
+	gmtime_r(&secs, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	set(root, "schema", json_string("kvmstall-report"));
+	set(root, "schema_version", json_integer(KS_REPORT_SCHEMA_VERSION));
+	set(root, "tool", json_pack("{s:s, s:s}", "name", "kvmstall", "version", PACKAGE_VERSION));
+	set(root, "started_at", json_string(ts));
+	a = json_array();
+	for (i = 0; i < (unsigned int)vm->cfg->argc; i++)
+		json_array_append_new(a, json_string(vm->cfg->argv[i]));
+	set(root, "command", a);
+	set(root, "host", json_host(vm));
+	set(root, "config", json_config(vm));
+	set(root, "layout", json_layout(vm));
+
+	t = json_object();
+	set(t, "startup_ns", vm->all_ready_ns ? jint(vm->all_ready_ns - vm->start_ns) : json_null());
+	set(t, "prefault_ns", jint(vm->prefault_ns));
+	set(t, "prefault_bytes", jint(vm->prefault_bytes));
+	set(t, "run_ns", jint(r->run_end_ns > r->run_start_ns ? r->run_end_ns - r->run_start_ns : 0));
+	set(t, "fault_recycled_bytes", jint(vm->recycled_bytes));
+	set(root, "timing", t);
+
+	o = json_object();
+	set(o, "status", json_string(r->failed ? "failed" : r->signal ? "interrupted" : "ok"));
+	set(o, "signal", r->signal ? json_string(r->signal == 2 ? "SIGINT" : "SIGTERM") : json_null());
+	set(o, "vcpus_failed", json_integer(0));
+	set(o, "vcpus_discarded", json_integer(r->ninvalid));
+	a = json_array();
+	for (i = 0; i < vm->layout.nvcpus; i++)
+		if (vm->vcpus[i].state == KS_VCPU_FAILED)
+			json_array_append_new(a, json_sprintf("vCPU %u: %s", i, vm->vcpus[i].error));
+	set(o, "vcpus_failed", json_integer((json_int_t)json_array_size(a)));
+	set(o, "errors", a);
+	set(root, "result", o);
+
+	a = json_array();
+	for (i = 0; i < vm->layout.nvcpus; i++) {
+		const struct ks_vcpu *v = &vm->vcpus[i];
+
+		if (v->stats.valid) {
+			iters += v->stats.iterations;
+			touches += v->stats.touches;
+		}
+		json_array_append_new(a, json_vcpu(r, v));
+	}
+	o = json_object();
+	set(o, "iterations", jint(iters));
+	set(o, "touches", jint(touches));
+	set(o, "stalls", stall_summary(r, r->total_hist, r->total_max, r->total_sum));
+	set(o, "histogram", histogram(r, r->total_hist));
+	set(root, "total", o);
+	set(root, "vcpus", a);
+	set(root, "kvm_stats", json_kvmstats(&r->kstats));
+
+	rc = json_dump_file(root, path, JSON_INDENT(1) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));
+	json_decref(root);
+	if (rc < 0) {
+		pr_err("cannot write the JSON report to %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- CSV ---- */
+
+int csv__open(struct ks_run *r, const char *path)
+{
+	unsigned int n = r->vm->layout.nvcpus;
+
+	r->csv = fopen(path, "w");
+	if (!r->csv) {
+		pr_err("cannot write the CSV time series to %s: %s", path, strerror(errno));
+		return -1;
+	}
+	r->csv_prev_iter = xcalloc(n, sizeof(uint64_t));
+	r->csv_prev_stalls = xcalloc(n, sizeof(uint64_t));
+	fprintf(r->csv, "time_s,vcpu,iterations,iterations_per_s,stalls,stalls_per_s,"
+			"stall_ms,max_stall_us,valid\n");
+	return 0;
+}
+
+void csv__sample(struct ks_run *r, uint64_t now)
+{
+	const struct ks_vm *vm = r->vm;
+	double t = (double)(now - r->run_start_ns) / 1e9;
+	double dt = r->csv_prev_ns ? (double)(now - r->csv_prev_ns) / 1e9 : t;
+	unsigned int i;
+
+	if (!r->csv)
+		return;
+	for (i = 0; i < vm->layout.nvcpus; i++) {
+		struct ks_vcpu_stats *s = &vm->vcpus[i].stats;
+		uint64_t ticks = s->drained_ticks, max = s->interval_max;
+
+		s->interval_max = 0;
+		fprintf(r->csv, "%.3f,%u,%" PRIu64 ",%.0f,%" PRIu64 ",%.1f,%.3f,%.1f,%d\n", t, i,
+			s->iterations,
+			dt > 0 ? (double)(s->iterations - r->csv_prev_iter[i]) / dt : 0,
+			s->ring_tail, dt > 0 ? (double)(s->ring_tail - r->csv_prev_stalls[i]) / dt : 0,
+			ns_of(r, (double)ticks) / 1e6, ns_of(r, (double)max) / 1e3, s->valid);
+		r->csv_prev_iter[i] = s->iterations;
+		r->csv_prev_stalls[i] = s->ring_tail;
+	}
+	r->csv_prev_ns = now;
+	fflush(r->csv);
+}
+
+void csv__close(struct ks_run *r)
+{
+	if (r->csv && fclose(r->csv) != 0)
+		pr_err("error writing the CSV time series: %s", strerror(errno));
+	r->csv = NULL;
+	free(r->csv_prev_iter);
+	free(r->csv_prev_stalls);
+	r->csv_prev_iter = r->csv_prev_stalls = NULL;
+}
+
+/* ---- progress ---- */
+
+void progress__update(const struct ks_run *r, uint64_t now)
+{
+	const struct ks_vm *vm = r->vm;
+	uint64_t stalls = 0, iters = 0, max = 0;
+	unsigned int i, running = 0;
+	char b[24];
+
+	for (i = 0; i < vm->layout.nvcpus; i++) {
+		const struct ks_vcpu *v = &vm->vcpus[i];
+
+		running += v->state == KS_VCPU_RUNNING;
+		stalls += v->stats.ring_tail;
+		iters += v->stats.iterations;
+		if (v->stats.nrecs && v->stats.recs[v->stats.nrecs - 1].ticks > max)
+			max = v->stats.recs[v->stats.nrecs - 1].ticks;
+	}
+	fprintf(stderr, "\r\033[K[%6.1f/%.1f s] %u/%u vCPUs running, %.3g iterations, %" PRIu64
+			" stalls, last %s",
+		r->run_start_ns && now > r->run_start_ns ? (double)(now - r->run_start_ns) / 1e9 : 0,
+		(double)vm->cfg->duration_ns / 1e9, running, vm->layout.nvcpus, (double)iters, stalls,
+		fmt_ns(ns_of(r, (double)max), b, sizeof(b)));
+	fflush(stderr);
+}
+
+void progress__clear(void)
+{
+	fprintf(stderr, "\r\033[K");
+	fflush(stderr);
+}

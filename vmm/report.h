@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* Output of a run: summary table, JSON document, CSV time series, progress line. */
+#ifndef KVMSTALL__REPORT_H
+#define KVMSTALL__REPORT_H
+
+#include <stdio.h>
+
+#include "kvmstall.h"
+#include "kvmstats.h"
+
+#define KS_REPORT_SCHEMA_VERSION 1
+
+struct ks_run {
+	struct ks_vm *vm;
+	struct ks_kvmstats kstats;
+	uint64_t started_realtime_ns;
+	uint64_t run_start_ns;	/* all vCPUs in ring 3 (or the start timeout) */
+	uint64_t run_end_ns;	/* stop requested */
+	int signal;		/* SIGINT/SIGTERM that ended the run, 0 if none */
+	bool failed;
+	uint64_t total_hist[KS_HIST_BUCKETS];
+	uint64_t total_max;
+	uint64_t total_sum;
+	unsigned int ninvalid;
+	/* CSV state */
+	FILE *csv;
+	uint64_t *csv_prev_iter;
+	uint64_t *csv_prev_stalls;
+	uint64_t csv_prev_ns;
+};
+
+/* Totals over the vCPUs whose data is valid; call once after the final read. */
+void report__finish(struct ks_run *r);
+void report__table(const struct ks_run *r, FILE *f);
+/* Write the JSON report; returns 0 or -1 with errno-style reason printed. */
+int report__json(const struct ks_run *r, const char *path);
+
+int csv__open(struct ks_run *r, const char *path);
+void csv__sample(struct ks_run *r, uint64_t now);
+void csv__close(struct ks_run *r);
+
+void progress__update(const struct ks_run *r, uint64_t now);
+void progress__clear(void);
+
+#endif

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef KVMSTALL__UTIL_H
+#define KVMSTALL__UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdnoreturn.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define KiB (1ULL << 10)
+#define MiB (1ULL << 20)
+#define GiB (1ULL << 30)
+#define NSEC_PER_SEC 1000000000ULL
+
+/* Exit codes: 1 for failures at run time, 2 for anything the user got wrong. */
+#define KS_EXIT_FAIL 1
+#define KS_EXIT_USAGE 2
+
+extern const char *ks_prog;
+extern int ks_verbose;
+
+noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+noreturn void die_perror(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+noreturn void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pr_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pr_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pr_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pr_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t size);
+char *xstrdup(const char *s);
+
+uint64_t now_ns(void);		/* CLOCK_MONOTONIC */
+uint64_t realtime_ns(void);	/* CLOCK_REALTIME */
+
+static inline uint64_t align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+static inline uint64_t align_down(uint64_t v, uint64_t a)
+{
+	return v & ~(a - 1);
+}
+
+static inline bool is_aligned(uint64_t v, uint64_t a)
+{
+	return (v & (a - 1)) == 0;
+}
+
+/* "4K", "2M", "1G", "4096" -> bytes; false on junk or overflow. */
+bool parse_size(const char *s, uint64_t *out);
+/* "10", "2.5", "500ms", "20us", "100ns", "3s" -> nanoseconds; bare numbers use def_unit_ns. */
+bool parse_duration(const char *s, uint64_t def_unit_ns, uint64_t *out);
+bool parse_uint(const char *s, unsigned long long max, unsigned long long *out);
+/* Human-readable size into buf ("2 MiB"). */
+const char *fmt_size(uint64_t bytes, char *buf, size_t len);
+
+/* Read a whole small file (sysfs, procfs); NULL on failure. */
+char *read_file(const char *path);
+bool read_u64_file(const char *path, uint64_t *out);
+bool write_u64_file(const char *path, uint64_t v);
+
+#endif
