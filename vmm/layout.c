@@ -29,7 +29,7 @@ int ks_layout_compute(struct ks_layout *l, unsigned int nvcpus, uint64_t memory,
 		      unsigned int nslots, uint64_t page_size, uint64_t decoy_size,
 		      char *err, size_t errlen)
 {
-	char a[32], b[32];
+	char a[32], b[32], c[32], d[32];
 
 	*l = (struct ks_layout){ .nvcpus = nvcpus, .nslots = nslots, .page_size = page_size };
 	if (!nvcpus || !nslots || !page_size || (page_size & (page_size - 1))) {
@@ -42,8 +42,8 @@ int ks_layout_compute(struct ks_layout *l, unsigned int nvcpus, uint64_t memory,
 			 "--memory %s is not a multiple of %s per slot (%u slot%s; backing page %s, guest page 2 MiB); "
 			 "use a multiple of %s",
 			 fmt_size(memory, a, sizeof(a)), fmt_size(l->unit, b, sizeof(b)), nslots,
-			 nslots == 1 ? "" : "s", fmt_size(page_size, a, sizeof(a)),
-			 fmt_size(l->unit * nslots, b, sizeof(b)));
+			 nslots == 1 ? "" : "s", fmt_size(page_size, c, sizeof(c)),
+			 fmt_size(l->unit * nslots, d, sizeof(d)));
 		return -1;
 	}
 	l->slot_size = memory / nslots;
@@ -53,8 +53,8 @@ int ks_layout_compute(struct ks_layout *l, unsigned int nvcpus, uint64_t memory,
 			 "--memory %s is too small for %u vCPUs: each vCPU needs at least one %s page; "
 			 "use --memory %s or more",
 			 fmt_size(memory, a, sizeof(a)), nvcpus, fmt_size(page_size, b, sizeof(b)),
-			 fmt_size(align_up((uint64_t)nvcpus * page_size, l->unit * nslots), a,
-				  sizeof(a)));
+			 fmt_size(align_up((uint64_t)nvcpus * page_size, l->unit * nslots), c,
+				  sizeof(c)));
 		return -1;
 	}
 	if (!decoy_size)

@@ -4,6 +4,7 @@
 
 #include "options.h"
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -156,28 +157,23 @@ static const struct option long_opts[] = {
 
 static void check_output_path(const char *opt, const char *path)
 {
-	FILE *f;
+	bool existed = access(path, F_OK) == 0;
+	int fd;
 
 	if (!*path)
 		die_usage("invalid %s '': expected a file path", opt);
-	/* Fail now rather than after the run: open for append, remove if we created it. */
-	if (access(path, F_OK) == 0) {
-		if (access(path, W_OK) < 0)
-			die_usage("invalid %s '%s': the file is not writable; choose another path", opt,
-				  path);
-		return;
-	}
-	f = fopen(path, "a");
-	if (!f)
-		die_usage("invalid %s '%s': cannot create the file (%m); choose a writable path", opt,
+	/* Fail now rather than after the run; append mode leaves an existing file intact. */
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		die_usage("invalid %s '%s': cannot write there (%m); choose a writable path", opt,
 			  path);
-	fclose(f);
-	unlink(path);
+	close(fd);
+	if (!existed)
+		unlink(path);
 }
 
 void options__parse(struct ks_config *cfg, int argc, char **argv)
 {
-	unsigned long long v;
 	size_t i;
 	int c;
 
@@ -290,7 +286,6 @@ void options__parse(struct ks_config *cfg, int argc, char **argv)
 	if (optind < argc)
 		die_usage("unexpected argument '%s'; kvmstall takes options only, see kvmstall --help",
 			  argv[optind]);
-	(void)v;
 	if (cfg->json_path)
 		check_output_path("--json", cfg->json_path);
 	if (cfg->csv_path)

@@ -1,0 +1,35 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Wrong invocations: one clear line on stderr naming the problem, exit 2.
+. "${top_srcdir:-.}/tests/lib.sh"
+
+expect_usage() { # expect_usage PATTERN ARGS...
+	pat=$1
+	shift
+	timeout 60 "$KVMSTALL" "$@" > "$TMP/out" 2> "$TMP/err"
+	rc=$?
+	check "$*: exit 2 (got $rc)" test $rc -eq 2
+	check "$*: one line on stderr" test "$(wc -l < "$TMP/err")" -eq 1
+	check "$*: the line says '$pat'" grep -q -- "$pat" "$TMP/err"
+	[ "$(wc -l < "$TMP/err")" -eq 1 ] || sed 's/^/#   /' "$TMP/err"
+}
+
+expect_usage "invalid --backing 'hugetlb-3M'" --backing hugetlb-3M
+expect_usage "invalid --vcpus '0'" --vcpus 0
+expect_usage "invalid --workload" --workload nap
+expect_usage "not a multiple of 2 MiB" --memory 3M --backing hugetlb-2M
+expect_usage "not a multiple of" --memory 1G --slots 3
+expect_usage "invalid --json '/nonexistent/out.json'" --json /nonexistent/out.json
+expect_usage "invalid --csv" --csv /proc/no-such-dir/x.csv
+expect_usage "unknown option '--frob'" --frob
+if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+	expect_usage "KVM_CAP_MAX_VCPUS" --vcpus 4096 --memory 8G
+	# Not enough hugepages: ask for more than the pool can have free right now.
+	free=$(hp_free 2048 2>/dev/null || echo 0)
+	want=$(((free + 64) * 2))M
+	expect_usage "not enough 2 MiB hugepages" --memory "$want" --backing hugetlb-2M --duration 1
+	check "the hugepage message says how to get them" grep -q -- "--reserve-hugepages" "$TMP/err"
+else
+	skip "checks that need /dev/kvm (vCPU limit, hugepage pool)"
+fi
+done_testing

@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: MIT
+# Helpers for the integration tests: real VMs on /dev/kvm.
+# Exit status: 0 pass, 1 fail, 77 skip (with the reason printed).
+
+KVMSTALL=${KVMSTALL:-./kvmstall}
+JQ=${JQ:-jq}
+T_N=0
+T_FAILED=0
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/kvmstall-test.XXXXXX") || exit 99
+HP_RESTORE=""
+
+cleanup() {
+	for r in $HP_RESTORE; do
+		echo "${r#*=}" > "${r%=*}" 2>/dev/null
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+skip_all() {
+	echo "SKIP: $*"
+	exit 77
+}
+
+ok() { # ok COND-EXIT-STATUS DESCRIPTION
+	T_N=$((T_N + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $T_N - $2"
+	else
+		echo "not ok $T_N - $2"
+		T_FAILED=$((T_FAILED + 1))
+	fi
+}
+
+check() { # check DESCRIPTION COMMAND...
+	desc=$1
+	shift
+	"$@"
+	ok $? "$desc"
+}
+
+skip() {
+	T_N=$((T_N + 1))
+	echo "ok $T_N - # SKIP $*"
+}
+
+done_testing() {
+	echo "# $T_N checks, $T_FAILED failed"
+	[ "$T_FAILED" -eq 0 ]
+	exit $?
+}
+
+# jq_true FILE EXPR: the expression holds in the JSON report.
+jq_true() {
+	[ "$("$JQ" -e "$2" "$1" 2>/dev/null)" = true ]
+}
+
+require_kvm() {
+	[ -e /dev/kvm ] || skip_all "this host has no /dev/kvm"
+	[ -r /dev/kvm ] && [ -w /dev/kvm ] || skip_all "/dev/kvm is not accessible to this user"
+	command -v "$JQ" > /dev/null 2>&1 || skip_all "jq is needed to read the JSON reports"
+}
+
+# run_vm NAME ARGS...: run kvmstall with a time limit; stdout, stderr and
+# the JSON report land in $TMP/NAME.{out,err,json}; returns its status.
+run_vm() {
+	name=$1
+	shift
+	timeout -k 10 300 "$KVMSTALL" --quiet --json "$TMP/$name.json" "$@" \
+		> "$TMP/$name.out" 2> "$TMP/$name.err"
+	rc=$?
+	if [ $rc -ne 0 ]; then
+		echo "# kvmstall $* exited $rc:"
+		sed 's/^/#   /' "$TMP/$name.err" | head -n 20
+	fi
+	return $rc
+}
+
+hp_dir() { # hp_dir SIZE_KB
+	echo "/sys/kernel/mm/hugepages/hugepages-${1}kB"
+}
+
+hp_free() {
+	d=$(hp_dir "$1")
+	echo $(($(cat "$d/free_hugepages") - $(cat "$d/resv_hugepages")))
+}
+
+# Serialise the tests that use the HugeTLB pool.
+hp_lock() {
+	exec 9> "${TMPDIR:-/tmp}/kvmstall-hugepages.lock"
+	flock -w 900 9 || skip_all "another test held the hugepage lock for 15 minutes"
+}
+
+# hp_reserve SIZE_KB PAGES: make PAGES pages of that size free; the pool is
+# restored when the test exits.  Fails when the kernel cannot provide them.
+hp_reserve() {
+	d=$(hp_dir "$1")
+	[ -d "$d" ] || return 1
+	nr=$(cat "$d/nr_hugepages")
+	case " $HP_RESTORE " in
+	*" $d/nr_hugepages="*) ;;
+	*) HP_RESTORE="$HP_RESTORE $d/nr_hugepages=$nr" ;;
+	esac
+	have=$(hp_free "$1")
+	[ "$have" -ge "$2" ] && return 0
+	echo $((nr + $2 - have)) > "$d/nr_hugepages" 2>/dev/null
+	[ "$(hp_free "$1")" -ge "$2" ]
+}
+
+hp_release() { # hp_release SIZE_KB: back to what it was before this test
+	d=$(hp_dir "$1")
+	for r in $HP_RESTORE; do
+		[ "${r%=*}" = "$d/nr_hugepages" ] && echo "${r#*=}" > "$d/nr_hugepages"
+	done
+}

@@ -1,0 +1,70 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Every backing this host supports, with the HugeTLB pool reserved by the
+# test and given back afterwards; the memory really comes from the pool.
+. "${top_srcdir:-.}/tests/lib.sh"
+require_kvm
+
+run_backing() { # run_backing NAME MEMORY VCPUS
+	b=$1
+	run_vm "$b" --vcpus "$3" --memory "$2" --backing "$b" --workload touch --duration 1
+	ok $? "$b: run succeeds"
+	check "$b: every vCPU touched memory" jq_true "$TMP/$b.json" \
+		"all(.vcpus[]; .touches > 0 and .valid) and .config.backing == \"$b\""
+}
+
+run_backing anon 64M 2
+check "anon: 4 KiB pages" jq_true "$TMP/anon.json" '.config.page_size == 4096'
+if grep -q '\[never\]' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null; then
+	skip "thp: transparent huge pages are disabled on this host"
+else
+	run_backing thp 64M 2
+fi
+
+hp_lock
+# 2 MiB pages: 32 MiB of slot and a 2 MiB decoy on each side = 18 pages.
+for b in hugetlb-2M memfd-hugetlb-2M; do
+	if ! hp_reserve 2048 18; then
+		skip "$b: cannot reserve 18 2 MiB pages on this host"
+		continue
+	fi
+	before=$(hp_free 2048)
+	timeout 120 "$KVMSTALL" --vcpus 2 --memory 32M --backing "$b" --workload touch \
+		--duration 3 --quiet --json "$TMP/$b.json" 2> "$TMP/$b.err" &
+	pid=$!
+	sleep 2
+	during=$(hp_free 2048)
+	wait $pid
+	ok $? "$b: run succeeds"
+	check "$b: the VM held 18 pages of the pool ($before free before, $during during)" \
+		test $((before - during)) -ge 18
+	check "$b: both vCPUs touched memory" jq_true "$TMP/$b.json" \
+		'all(.vcpus[]; .touches > 0 and .valid)'
+	check "$b: the pool is whole again after the run" test "$(hp_free 2048)" -eq "$before"
+	hp_release 2048
+done
+
+# --reserve-hugepages grows the pool itself and shrinks it at exit.
+d=$(hp_dir 2048)
+nr0=$(cat "$d/nr_hugepages")
+if hp_reserve 2048 0 && [ "$(hp_free 2048)" -lt 18 ]; then
+	run_vm reserve --vcpus 2 --memory 32M --backing hugetlb-2M --duration 1 --reserve-hugepages
+	ok $? "--reserve-hugepages: run succeeds with a pool that was too small"
+	check "--reserve-hugepages: nr_hugepages back to $nr0" test "$(cat "$d/nr_hugepages")" -eq "$nr0"
+else
+	skip "--reserve-hugepages: the pool already has 18 free 2 MiB pages"
+fi
+
+# 1 GiB pages: 1 GiB of slot and a 1 GiB decoy on each side = 3 pages.
+g=$(hp_dir 1048576)
+if [ ! -d "$g" ]; then
+	skip "hugetlb-1G: this kernel has no 1 GiB pages"
+elif ! hp_reserve 1048576 3; then
+	skip "hugetlb-1G: the kernel could not provide three 1 GiB pages (memory fragmented)"
+	hp_release 1048576
+else
+	run_backing hugetlb-1G 1G 1
+	check "hugetlb-1G: 1 GiB pages" jq_true "$TMP/hugetlb-1G.json" '.config.page_size == 1073741824'
+	hp_release 1048576
+fi
+done_testing

@@ -1,0 +1,34 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# One small VM end to end: table, JSON and CSV outputs, KVM statistics.
+. "${top_srcdir:-.}/tests/lib.sh"
+require_kvm
+
+"$KVMSTALL" --vcpus 2 --memory 64M --workload spin --duration 1 --interval 200ms \
+	--json "$TMP/r.json" --csv "$TMP/r.csv" > "$TMP/table" 2> "$TMP/err"
+ok $? "kvmstall runs a 2-vCPU VM for 1 s"
+check "the summary table has a total row" grep -q '^total ' "$TMP/table"
+check "nothing on stderr without a terminal" test ! -s "$TMP/err"
+check "JSON: schema and version" jq_true "$TMP/r.json" \
+	'.schema == "kvmstall-report" and .schema_version == 1'
+check "JSON: status ok, no errors" jq_true "$TMP/r.json" \
+	'.result.status == "ok" and (.result.errors | length) == 0'
+check "JSON: 2 vCPUs, each with iterations" jq_true "$TMP/r.json" \
+	'(.vcpus | length) == 2 and all(.vcpus[]; .iterations > 0 and .valid)'
+check "JSON: run time close to the duration" jq_true "$TMP/r.json" \
+	'.timing.run_ns >= 1000000000 and .timing.run_ns < 3000000000'
+check "JSON: TSC frequency known" jq_true "$TMP/r.json" '.host.tsc_khz > 0'
+check "JSON: histograms add up to the stall counts" jq_true "$TMP/r.json" \
+	'all(.vcpus[]; ([.histogram[].count] | add // 0) == .stalls.count)'
+check "JSON: percentiles are ordered" jq_true "$TMP/r.json" \
+	'all(.vcpus[].stalls; .p50_ns <= .p90_ns and .p90_ns <= .p99_ns and .p99_ns <= .p999_ns and .p999_ns <= .max_ns)'
+check "JSON: stalls are above the threshold" jq_true "$TMP/r.json" \
+	'all(.vcpus[].stalls; .count == 0 or .max_ns >= 20000)'
+check "JSON: KVM statistics were read" jq_true "$TMP/r.json" \
+	'.kvm_stats.source != "none" and (.kvm_stats.vcpu_total + .kvm_stats.vm | length) > 0'
+check "JSON: slot with decoys directly before and after" jq_true "$TMP/r.json" \
+	'.layout.slots[0] as $s | $s.decoy_before_hva + .layout.decoy_bytes == $s.hva and $s.hva + $s.bytes == $s.decoy_after_hva'
+check "CSV: header" sh -c "head -n1 '$TMP/r.csv' | grep -q '^time_s,vcpu,iterations'"
+rows=$(($(wc -l < "$TMP/r.csv") - 1))
+check "CSV: rows for both vCPUs at several times ($rows)" test "$rows" -ge 6
+done_testing

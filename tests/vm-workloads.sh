@@ -1,0 +1,32 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Each workload does what it says: spin iterates without touching memory,
+# touch writes its region, fault keeps taking faults on recycled memory.
+. "${top_srcdir:-.}/tests/lib.sh"
+require_kvm
+
+run_vm spin --vcpus 2 --memory 64M --workload spin --duration 1
+ok $? "spin: run succeeds"
+check "spin: iterates, touches nothing" jq_true "$TMP/spin.json" \
+	'all(.vcpus[]; .iterations > 0 and .touches == 0)'
+
+run_vm touch --vcpus 2 --memory 64M --workload touch --stride 64 --duration 1
+ok $? "touch: run succeeds"
+check "touch: one write per iteration" jq_true "$TMP/touch.json" \
+	'all(.vcpus[]; .iterations > 0 and .touches == .iterations)'
+
+for b in anon memfd-hugetlb-2M; do
+	if [ "$b" != anon ]; then
+		hp_lock
+		hp_reserve 2048 18 || { skip "fault on $b: cannot reserve 18 2 MiB pages"; continue; }
+	fi
+	run_vm "fault-$b" --vcpus 2 --memory 32M --backing "$b" --workload fault --duration 2
+	ok $? "fault on $b: run succeeds"
+	check "fault on $b: walked more pages than its region holds (it lapped)" jq_true \
+		"$TMP/fault-$b.json" 'all(.vcpus[]; .pages_walked * 4096 > .region_bytes)'
+	check "fault on $b: the recycler dropped memory behind the guest" jq_true \
+		"$TMP/fault-$b.json" '.timing.fault_recycled_bytes > 0'
+	check "fault on $b: KVM handled page faults" jq_true "$TMP/fault-$b.json" \
+		'.kvm_stats.source == "none" or ((.kvm_stats.vcpu_total.pf_taken // .kvm_stats.vm.pf_fixed // .kvm_stats.vcpu_total.pf_fixed // 1) > 0)'
+done
+done_testing
