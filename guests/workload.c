@@ -123,7 +123,7 @@ void ks_guest_main(const struct ks_params *p)
 			break;
 		case KS_WL_CRASH:
 			if (iter == 1000)
-				*(volatile uint64_t *)0x7fff00000000ULL = iter;	/* unmapped: #PF */
+				*(volatile uint64_t *)0x7fff00000000ULL = iter; /* unmapped: #PF */
 			break;
 		case KS_WL_GARBAGE:
 			if (iter == 1000)

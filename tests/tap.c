@@ -43,8 +43,7 @@ bool tap_eq_u64_at(unsigned long long a, unsigned long long b, const char *ea, c
 {
 	if (tap_ok(a == b, "%s", name))
 		return true;
-	tap_diag("%s:%d: %s == %s: %llu (0x%llx) != %llu (0x%llx)", file, line, ea, eb, a, a, b,
-		 b);
+	tap_diag("%s:%d: %s == %s: %llu (0x%llx) != %llu (0x%llx)", file, line, ea, eb, a, a, b, b);
 	return false;
 }
 

@@ -12,9 +12,9 @@ void tap_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tap_done(void);
 
 /* Equality with both values in the diagnostics. */
-#define tap_eq_u64(a, b, name)                                                                 \
-	tap_eq_u64_at((unsigned long long)(a), (unsigned long long)(b), #a, #b, name,         \
-		      __FILE__, __LINE__)
+#define tap_eq_u64(a, b, name)                                                                  \
+	tap_eq_u64_at((unsigned long long)(a), (unsigned long long)(b), #a, #b, name, __FILE__, \
+		      __LINE__)
 bool tap_eq_u64_at(unsigned long long a, unsigned long long b, const char *ea, const char *eb,
 		   const char *name, const char *file, int line);
 

@@ -15,7 +15,8 @@ static bool bucket_bounds_hold(uint64_t v)
 {
 	unsigned int b = ks_hist_bucket(v);
 
-	return b < KS_HIST_BUCKETS && ks_hist_lo(b) <= v && (v < ks_hist_hi(b) || ks_hist_hi(b) == UINT64_MAX);
+	return b < KS_HIST_BUCKETS && ks_hist_lo(b) <= v &&
+	       (v < ks_hist_hi(b) || ks_hist_hi(b) == UINT64_MAX);
 }
 
 static void test_buckets(void)
@@ -32,7 +33,8 @@ static void test_buckets(void)
 	}
 	for (i = 0; i < 64; i++) {
 		v = 1ULL << i;
-		bad += !bucket_bounds_hold(v) + !bucket_bounds_hold(v - 1) + !bucket_bounds_hold(v + 1);
+		bad += !bucket_bounds_hold(v) + !bucket_bounds_hold(v - 1) +
+		       !bucket_bounds_hold(v + 1);
 	}
 	bad += !bucket_bounds_hold(UINT64_MAX);
 	tap_eq_u64(bad, 0, "every value lies within its bucket's bounds");
@@ -89,7 +91,8 @@ static void test_percentiles(void)
 	tap_eq_u64(s.count, 1000, "summary counts every value");
 	tap_ok(s.p99 >= 96 && s.p99 <= 104, "p99 of the tail set is in the small bucket (%.1f)",
 	       s.p99);
-	tap_ok(s.p999 > 900000 && s.p999 <= 1000000, "p99.9 of the tail set is huge (%.1f)", s.p999);
+	tap_ok(s.p999 > 900000 && s.p999 <= 1000000, "p99.9 of the tail set is huge (%.1f)",
+	       s.p999);
 	tap_eq_u64(s.max, 1000000, "max is exact");
 
 	memset(hist, 0, sizeof(hist));

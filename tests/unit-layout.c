@@ -30,7 +30,8 @@ static void test_page_size(uint64_t ps)
 		   "decoy after starts at the slot's end");
 	tap_eq_u64(ks_layout_reserve_size(&l), 2 * l.decoy_size + l.slot_size,
 		   "reservation is decoy + slot + decoy");
-	tap_ok(is_aligned(ks_layout_slot_off(&l), ps) && is_aligned(ks_layout_decoy_after_off(&l), ps),
+	tap_ok(is_aligned(ks_layout_slot_off(&l), ps) &&
+		       is_aligned(ks_layout_decoy_after_off(&l), ps),
 	       "%s: every part is page aligned", sz);
 	for (i = 0; i < slots; i++) {
 		uint64_t gpa = ks_layout_slot_gpa(&l, i);
@@ -57,8 +58,8 @@ static void test_page_size(uint64_t ps)
 	tap_ok(ks_layout_compute(&l, vcpus, mem + ps, slots, ps, 0, err, sizeof(err)) < 0 &&
 		       strstr(err, "--memory"),
 	       "%s: memory not a multiple of the unit per slot is refused: %s", sz, err);
-	tap_ok(ks_layout_compute(&l, vcpus, mem, slots, ps, ps + (ps == 4 * KiB ? 1 : ps / 2),
-				 err, sizeof(err)) < 0 &&
+	tap_ok(ks_layout_compute(&l, vcpus, mem, slots, ps, ps + (ps == 4 * KiB ? 1 : ps / 2), err,
+				 sizeof(err)) < 0 &&
 		       strstr(err, "--decoy-size"),
 	       "%s: decoy not a multiple of the page is refused: %s", sz, err);
 }

@@ -41,7 +41,8 @@ static int parse_in_child(const char **argv, char *err, size_t errlen)
 		_exit(0);
 	}
 	close(pfd[1]);
-	while (len < (ssize_t)errlen - 1 && (n = read(pfd[0], err + len, errlen - 1 - (size_t)len)) > 0)
+	while (len < (ssize_t)errlen - 1 &&
+	       (n = read(pfd[0], err + len, errlen - 1 - (size_t)len)) > 0)
 		len += n;
 	err[len] = '\0';
 	close(pfd[0]);
@@ -91,10 +92,31 @@ static const struct bad_case bad[] = {
 
 int main(void)
 {
-	const char *argv_good[] = { "kvmstall", "--vcpus", "256", "--memory", "4G", "--backing",
-			      "hugetlb-2M", "--slots", "4", "-w", "fault", "-d", "2.5s",
-			      "-t", "50", "--stride", "64", "--pin", "--no-prefault", "--no-numa",
-			      "--reserve-hugepages", "-q", "-i", "100ms", NULL };
+	const char *argv_good[] = { "kvmstall",
+				    "--vcpus",
+				    "256",
+				    "--memory",
+				    "4G",
+				    "--backing",
+				    "hugetlb-2M",
+				    "--slots",
+				    "4",
+				    "-w",
+				    "fault",
+				    "-d",
+				    "2.5s",
+				    "-t",
+				    "50",
+				    "--stride",
+				    "64",
+				    "--pin",
+				    "--no-prefault",
+				    "--no-numa",
+				    "--reserve-hugepages",
+				    "-q",
+				    "-i",
+				    "100ms",
+				    NULL };
 	const char *argv_default[] = { "kvmstall", NULL };
 	struct ks_config cfg;
 	char err[1024];

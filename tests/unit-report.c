@@ -43,11 +43,18 @@ int main(void)
 	static struct ks_slot slot;
 	static struct ks_params params[3];
 	const char *argv[] = { "kvmstall", "--vcpus", "3", NULL };
-	struct ks_config cfg = { .vcpus = 3, .memory = GiB, .slots = 1, .workload = KS_WL_SPIN,
-				 .threshold_ns = 1000, .duration_ns = NSEC_PER_SEC,
-				 .argc = 3, .argv = (char **)argv };
+	struct ks_config cfg = { .vcpus = 3,
+				 .memory = GiB,
+				 .slots = 1,
+				 .workload = KS_WL_SPIN,
+				 .threshold_ns = 1000,
+				 .duration_ns = NSEC_PER_SEC,
+				 .argc = 3,
+				 .argv = (char **)argv };
 	struct ks_vm vm = { .cfg = &cfg, .vcpus = vcpus, .slots = &slot, .tsc_khz = 1000000 };
-	struct ks_run r = { .vm = &vm, .run_start_ns = 1000, .run_end_ns = 1000 + 2 * NSEC_PER_SEC };
+	struct ks_run r = { .vm = &vm,
+			    .run_start_ns = 1000,
+			    .run_end_ns = 1000 + 2 * NSEC_PER_SEC };
 	char path[] = "/tmp/kvmstall-unit-XXXXXX";
 	json_error_t jerr;
 	json_t *root, *v;
@@ -61,13 +68,17 @@ int main(void)
 
 	tap_plan(22);
 	vm.backing = ks_backing_info(KS_BACKING_HUGETLB_2M);
-	vm.layout = (struct ks_layout){ .nvcpus = 3, .nslots = 1, .page_size = 2 * MiB,
-					.slot_size = GiB, .region_size = GiB / 3 / (2 * MiB) * (2 * MiB) };
+	vm.layout = (struct ks_layout){ .nvcpus = 3,
+					.nslots = 1,
+					.page_size = 2 * MiB,
+					.slot_size = GiB,
+					.region_size = GiB / 3 / (2 * MiB) * (2 * MiB) };
 	vm.kvm_fd = vm.vm_fd = -1;
 	slot = (struct ks_slot){ .id = 1, .gpa = KS_GPA_TEST_BASE, .size = GiB, .node = -1 };
 	for (i = 0; i < 3; i++) {
-		vcpus[i] = (struct ks_vcpu){ .id = i, .cpu = -1, .node = -1, .state = KS_VCPU_DONE,
-					     .params = &params[i] };
+		vcpus[i] = (struct ks_vcpu){
+			.id = i, .cpu = -1, .node = -1, .state = KS_VCPU_DONE, .params = &params[i]
+		};
 		ks_stats_init(&vcpus[i].stats);
 		vcpus[i].stats.iterations = 1000000 * (i + 1);
 	}
@@ -94,21 +105,24 @@ int main(void)
 	tap_eq_u64(num(root, "vcpus.0.iterations"), 1000000, "vCPU 0 iterations");
 	tap_eq_u64(num(root, "vcpus.0.stalls.count"), 10, "vCPU 0 stall count");
 	tap_ok(num(root, "vcpus.0.stalls.max_ns") == 20000, "vCPU 0 max 20 us (1 tick = 1 ns)");
-	tap_ok(num(root, "vcpus.0.stalls.p50_ns") >= 9000 && num(root, "vcpus.0.stalls.p50_ns") <= 11000,
+	tap_ok(num(root, "vcpus.0.stalls.p50_ns") >= 9000 &&
+		       num(root, "vcpus.0.stalls.p50_ns") <= 11000,
 	       "vCPU 0 p50 near 10 us (%.0f)", num(root, "vcpus.0.stalls.p50_ns"));
 	tap_ok(num(root, "vcpus.0.stalls.per_second") == 5, "vCPU 0: 10 stalls in 2 s = 5/s");
 	for (k = 0; k < json_array_size(json_object_get(json_array_get(v, 0), "histogram")); k++)
 		hsum += (uint64_t)json_integer_value(json_object_get(
-				json_array_get(json_object_get(json_array_get(v, 0), "histogram"), k),
-				"count"));
+			json_array_get(json_object_get(json_array_get(v, 0), "histogram"), k),
+			"count"));
 	tap_eq_u64(hsum, 10, "histogram buckets add up to the stall count");
 	tap_eq_u64(num(root, "vcpus.1.stalls.count"), 0, "vCPU 1 has no stalls");
-	tap_ok(json_is_false(json_object_get(json_array_get(v, 2), "valid")), "vCPU 2 marked invalid");
+	tap_ok(json_is_false(json_object_get(json_array_get(v, 2), "valid")),
+	       "vCPU 2 marked invalid");
 	tap_eq_u64(num(root, "vcpus.2.iterations"), 0, "discarded data is not reported");
 	tap_eq_u64(num(root, "total.stalls.count"), 10, "total over valid vCPUs");
 	tap_eq_u64(num(root, "total.iterations"), 3000000, "total iterations over valid vCPUs");
 	tap_eq_u64(num(root, "result.vcpus_discarded"), 1, "result counts the discarded vCPU");
-	tap_ok(!strcmp(json_string_value(json_object_get(json_object_get(root, "config"), "backing")),
+	tap_ok(!strcmp(json_string_value(
+			       json_object_get(json_object_get(root, "config"), "backing")),
 		       "hugetlb-2M"),
 	       "config.backing");
 	json_decref(root);

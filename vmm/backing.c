@@ -37,4 +37,3 @@ bool ks_backing_parse(const char *s, enum ks_backing *out)
 	}
 	return false;
 }
-

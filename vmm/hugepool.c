@@ -17,7 +17,7 @@
 
 struct ks_hugepool {
 	char dir[96];
-	uint64_t added;	/* pages this process added to nr_hugepages */
+	uint64_t added; /* pages this process added to nr_hugepages */
 };
 
 static struct ks_hugepool *pool_at_exit;
@@ -79,8 +79,9 @@ struct ks_hugepool *hugepool__prepare(uint64_t page_size, uint64_t needed, bool 
 	want = nr + (needed - avail);
 	snprintf(path, sizeof(path), "%s/nr_hugepages", p->dir);
 	if (!reserve)
-		die_usage("not enough %s hugepages: this run needs %" PRIu64 " (slots and decoys), %" PRIu64
-			  " are free; run 'echo %" PRIu64 " > %s' or pass --reserve-hugepages",
+		die_usage("not enough %s hugepages: this run needs %" PRIu64
+			  " (slots and decoys), %" PRIu64 " are free; run 'echo %" PRIu64
+			  " > %s' or pass --reserve-hugepages",
 			  sz, needed, avail, want, path);
 	if (!write_u64_file(path, want))
 		die_perror("cannot grow the %s hugepage pool through %s (needs root)", sz, path);

@@ -48,7 +48,7 @@ static const char *const exit_names[] = {
 
 static const char *const vector_names[32] = {
 	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS",
-	"#NP", "#SS", "#GP", "#PF", "15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+	"#NP", "#SS", "#GP", "#PF", "15",  "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
 };
 
 static const char *exit_name(uint32_t r)
@@ -127,11 +127,12 @@ static bool handle_ucall(struct ks_vcpu *vcpu)
 		vcpu_fail(vcpu, "guest reported error %llu (detail 0x%llx)", regs.rdi, regs.rsi);
 		return false;
 	case KS_UCALL_EXCEPTION:
-		vcpu_fail(vcpu,
-			  "guest exception %s (vector %llu) at RIP 0x%llx, error code 0x%llx, CR2 0x%llx, "
-			  "ring %llu",
-			  regs.rdi < 32 && vector_names[regs.rdi] ? vector_names[regs.rdi] : "?",
-			  regs.rdi, regs.rcx, regs.rsi, regs.r8, regs.r9 & 3);
+		vcpu_fail(
+			vcpu,
+			"guest exception %s (vector %llu) at RIP 0x%llx, error code 0x%llx, CR2 0x%llx, "
+			"ring %llu",
+			regs.rdi < 32 && vector_names[regs.rdi] ? vector_names[regs.rdi] : "?",
+			regs.rdi, regs.rcx, regs.rsi, regs.r8, regs.r9 & 3);
 		return false;
 	default:
 		vcpu_fail(vcpu, "unknown ucall %u from the guest", nr);
@@ -148,12 +149,17 @@ static void run_loop(struct ks_vcpu *vcpu)
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				if (run->immediate_exit) {
-					vcpu_fail(vcpu, "did not stop when asked; stopped by force");
+					vcpu_fail(vcpu,
+						  "did not stop when asked; stopped by force");
 					return;
 				}
 				continue;
 			}
-			vcpu_fail(vcpu, "KVM_RUN failed: %s", strerror(errno));
+			if (errno == EFAULT && vcpu->vm->backing->hugetlb)
+				vcpu_fail(vcpu, "KVM_RUN failed: %s (the HugeTLB pool ran dry while "
+					  "the guest refaulted memory)", strerror(errno));
+			else
+				vcpu_fail(vcpu, "KVM_RUN failed: %s", strerror(errno));
 			return;
 		}
 		vcpu->exits++;

@@ -69,14 +69,16 @@ void kvm__probe(struct ks_caps *caps, int *kvm_fd)
 void kvm__check_config(const struct ks_caps *caps, const struct ks_config *cfg)
 {
 	if (cfg->vcpus > (unsigned int)caps->max_vcpus)
-		die_usage("--vcpus %u is more than this host's KVM allows (KVM_CAP_MAX_VCPUS = %d); "
-			  "use 1 to %d",
-			  cfg->vcpus, caps->max_vcpus, caps->max_vcpus);
+		die_usage(
+			"--vcpus %u is more than this host's KVM allows (KVM_CAP_MAX_VCPUS = %d); "
+			"use 1 to %d",
+			cfg->vcpus, caps->max_vcpus, caps->max_vcpus);
 	/* One slot for the system region. */
 	if (cfg->slots + 1 > (unsigned int)caps->nr_memslots)
-		die_usage("--slots %u is more than this host's KVM allows (KVM_CAP_NR_MEMSLOTS = %d, "
-			  "one is kvmstall's own); use 1 to %d",
-			  cfg->slots, caps->nr_memslots, caps->nr_memslots - 1);
+		die_usage(
+			"--slots %u is more than this host's KVM allows (KVM_CAP_NR_MEMSLOTS = %d, "
+			"one is kvmstall's own); use 1 to %d",
+			cfg->slots, caps->nr_memslots, caps->nr_memslots - 1);
 	if (!caps->tsc_khz)
 		die("KVM cannot report the guest TSC frequency (no KVM_CAP_GET_TSC_KHZ): stalls "
 		    "cannot be timed on this host");

@@ -40,54 +40,54 @@ struct ks_config {
 	uint64_t memory;
 	enum ks_backing backing;
 	unsigned int slots;
-	uint64_t decoy_size;	/* 0: default (one page, at least 2 MiB) */
+	uint64_t decoy_size; /* 0: default (one page, at least 2 MiB) */
 	uint64_t duration_ns;
 	uint64_t threshold_ns;
 	enum ks_workload workload;
 	uint64_t stride;
-	uint64_t interval_ns;	/* sampling period for --csv and progress */
+	uint64_t interval_ns; /* sampling period for --csv and progress */
 	bool pin;
 	bool prefault;
-	unsigned int prefault_threads;	/* 0: one per online CPU */
+	unsigned int prefault_threads; /* 0: one per online CPU */
 	bool reserve_hugepages;
-	bool numa;		/* place memory and vCPUs with libnuma */
+	bool numa; /* place memory and vCPUs with libnuma */
 	bool quiet;
-	bool progress;		/* resolved: live line on a terminal */
+	bool progress; /* resolved: live line on a terminal */
 	const char *json_path;
 	const char *csv_path;
-	char **argv;		/* the command line, for the report */
+	char **argv; /* the command line, for the report */
 	int argc;
 };
 
 /* Host and KVM facts, probed up front. */
 struct ks_caps {
 	int api_version;
-	int nr_vcpus;		/* KVM_CAP_NR_VCPUS: recommended */
-	int max_vcpus;		/* KVM_CAP_MAX_VCPUS */
+	int nr_vcpus;  /* KVM_CAP_NR_VCPUS: recommended */
+	int max_vcpus; /* KVM_CAP_MAX_VCPUS */
 	int nr_memslots;
-	bool tsc_khz;		/* KVM_CAP_GET_TSC_KHZ */
-	bool stats_fd;		/* KVM_CAP_BINARY_STATS_FD */
+	bool tsc_khz;  /* KVM_CAP_GET_TSC_KHZ */
+	bool stats_fd; /* KVM_CAP_BINARY_STATS_FD */
 	bool user_memory;
 	unsigned int online_cpus;
-	char kernel[256];	/* uname -r */
+	char kernel[256]; /* uname -r */
 };
 
 struct ks_slot {
-	unsigned int id;	/* KVM slot number */
+	unsigned int id; /* KVM slot number */
 	uint64_t gpa;
 	uint64_t size;
 	uint8_t *hva;
-	uint8_t *decoy[2];	/* directly before and directly after hva */
-	uint8_t *reserve;	/* the whole reservation: decoy, slot, decoy */
+	uint8_t *decoy[2]; /* directly before and directly after hva */
+	uint8_t *reserve;  /* the whole reservation: decoy, slot, decoy */
 	uint64_t reserve_size;
-	int fd[3];		/* memfd backing: decoy before, slot, decoy after */
-	int node;		/* NUMA node, -1 if not bound */
+	int fd[3]; /* memfd backing: decoy before, slot, decoy after */
+	int node;  /* NUMA node, -1 if not bound */
 };
 
 enum ks_vcpu_state {
 	KS_VCPU_CREATED,
-	KS_VCPU_RUNNING,	/* ring 3 reached */
-	KS_VCPU_DONE,		/* stopped on request */
+	KS_VCPU_RUNNING, /* ring 3 reached */
+	KS_VCPU_DONE,	 /* stopped on request */
 	KS_VCPU_FAILED,
 };
 
@@ -98,20 +98,20 @@ struct ks_vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool thread_started;
-	int cpu;		/* pinned CPU or -1 */
-	int node;		/* NUMA node of its memory or -1 */
+	int cpu;  /* pinned CPU or -1 */
+	int node; /* NUMA node of its memory or -1 */
 	uint64_t region_gpa;
 	uint64_t region_size;
-	struct ks_params *params;	/* in guest memory */
-	struct ks_shared *shared;	/* in guest memory, written by the guest */
-	volatile int state;	/* enum ks_vcpu_state */
+	struct ks_params *params; /* in guest memory */
+	struct ks_shared *shared; /* in guest memory, written by the guest */
+	volatile int state;	  /* enum ks_vcpu_state */
 	char error[256];
-	uint64_t ready_ns;	/* host time the guest reported ring 3 */
+	uint64_t ready_ns; /* host time the guest reported ring 3 */
 	uint64_t done_ns;
-	uint64_t tsc_at_start;	/* guest TSC at host time vm->t0_ns */
+	uint64_t tsc_at_start; /* guest TSC at host time vm->t0_ns */
 	uint64_t exits;
 	struct ks_vcpu_stats stats;
-	uint64_t fault_dropped;	/* position up to which the fault recycler dropped */
+	uint64_t fault_dropped; /* position up to which the fault recycler dropped */
 };
 
 struct ks_vm {
@@ -122,18 +122,18 @@ struct ks_vm {
 	int kvm_fd;
 	int vm_fd;
 	int vcpu_mmap_size;
-	uint8_t *sys;		/* system region: GDT, IDT, page tables, per-vCPU areas */
+	uint8_t *sys; /* system region: GDT, IDT, page tables, per-vCPU areas */
 	struct ks_control *control;
 	struct ks_slot *slots;
 	struct ks_vcpu *vcpus;
 	uint32_t tsc_khz;
-	uint64_t t0_ns;		/* host CLOCK_MONOTONIC paired with each vCPU's tsc_at_start */
-	uint64_t start_ns;	/* when vCPU threads were started */
-	uint64_t all_ready_ns;	/* when the last vCPU reached ring 3 */
+	uint64_t t0_ns;	       /* host CLOCK_MONOTONIC paired with each vCPU's tsc_at_start */
+	uint64_t start_ns;     /* when vCPU threads were started */
+	uint64_t all_ready_ns; /* when the last vCPU reached ring 3 */
 	uint64_t prefault_ns;
 	uint64_t prefault_bytes;
-	uint64_t recycled_bytes;	/* dropped behind the fault workload */
-	unsigned int nnodes;	/* nodes used for placement (0 without libnuma) */
+	uint64_t recycled_bytes; /* dropped behind the fault workload */
+	unsigned int nnodes;	 /* nodes used for placement (0 without libnuma) */
 	int *nodes;
 	struct ks_hugepool *pool;
 	volatile sig_atomic_t *stop;

@@ -69,7 +69,7 @@ static bool read_stats_fd(int fd, struct ks_kvmstats *st, bool vcpu, bool end)
 		uint64_t v;
 
 		if (d->size != 1)
-			continue;	/* histograms: not reported */
+			continue; /* histograms: not reported */
 		memcpy(&v, (uint8_t *)data + d->offset, 8);
 		snprintf(name, sizeof(name), "%.*s", (int)h.name_size, d->name);
 		s = stat_slot(st, name, vcpu);
@@ -157,9 +157,10 @@ void kvmstats__start(struct ks_vm *vm, struct ks_kvmstats *st)
 	}
 	kvmstats__free(st);
 	st->source = "none";
-	snprintf(st->why_none, sizeof(st->why_none),
-		 "no KVM_CAP_BINARY_STATS_FD and no /sys/kernel/debug/kvm/%d-%d (debugfs not mounted?)",
-		 (int)getpid(), vm->vm_fd);
+	snprintf(
+		st->why_none, sizeof(st->why_none),
+		"no KVM_CAP_BINARY_STATS_FD and no /sys/kernel/debug/kvm/%d-%d (debugfs not mounted?)",
+		(int)getpid(), vm->vm_fd);
 }
 
 void kvmstats__end(struct ks_vm *vm, struct ks_kvmstats *st)

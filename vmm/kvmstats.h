@@ -14,14 +14,14 @@ struct ks_vm;
 
 struct ks_kvmstat {
 	char name[64];
-	bool cumulative;	/* report end - start; otherwise the end value */
-	bool vcpu;		/* summed over all vCPUs */
+	bool cumulative; /* report end - start; otherwise the end value */
+	bool vcpu;	 /* summed over all vCPUs */
 	uint64_t start;
 	uint64_t end;
 };
 
 struct ks_kvmstats {
-	const char *source;	/* "binary_stats_fd", "debugfs" or "none" */
+	const char *source; /* "binary_stats_fd", "debugfs" or "none" */
 	char why_none[160];
 	struct ks_kvmstat *v;
 	unsigned int n;

@@ -26,8 +26,8 @@ static uint64_t pgtable_pages(uint64_t sys, uint64_t test, uint64_t mem)
 }
 
 int ks_layout_compute(struct ks_layout *l, unsigned int nvcpus, uint64_t memory,
-		      unsigned int nslots, uint64_t page_size, uint64_t decoy_size,
-		      char *err, size_t errlen)
+		      unsigned int nslots, uint64_t page_size, uint64_t decoy_size, char *err,
+		      size_t errlen)
 {
 	char a[32], b[32], c[32], d[32];
 
@@ -38,29 +38,32 @@ int ks_layout_compute(struct ks_layout *l, unsigned int nvcpus, uint64_t memory,
 	}
 	l->unit = max_u64(page_size, KS_GUEST_PAGE);
 	if (!memory || memory % nslots || (memory / nslots) % l->unit) {
-		snprintf(err, errlen,
-			 "--memory %s is not a multiple of %s per slot (%u slot%s; backing page %s, guest page 2 MiB); "
-			 "use a multiple of %s",
-			 fmt_size(memory, a, sizeof(a)), fmt_size(l->unit, b, sizeof(b)), nslots,
-			 nslots == 1 ? "" : "s", fmt_size(page_size, c, sizeof(c)),
-			 fmt_size(l->unit * nslots, d, sizeof(d)));
+		snprintf(
+			err, errlen,
+			"--memory %s is not a multiple of %s per slot (%u slot%s; backing page %s, guest page 2 MiB); "
+			"use a multiple of %s",
+			fmt_size(memory, a, sizeof(a)), fmt_size(l->unit, b, sizeof(b)), nslots,
+			nslots == 1 ? "" : "s", fmt_size(page_size, c, sizeof(c)),
+			fmt_size(l->unit * nslots, d, sizeof(d)));
 		return -1;
 	}
 	l->slot_size = memory / nslots;
 	l->region_size = align_down(memory / nvcpus, page_size);
 	if (!l->region_size) {
-		snprintf(err, errlen,
-			 "--memory %s is too small for %u vCPUs: each vCPU needs at least one %s page; "
-			 "use --memory %s or more",
-			 fmt_size(memory, a, sizeof(a)), nvcpus, fmt_size(page_size, b, sizeof(b)),
-			 fmt_size(align_up((uint64_t)nvcpus * page_size, l->unit * nslots), c,
-				  sizeof(c)));
+		snprintf(
+			err, errlen,
+			"--memory %s is too small for %u vCPUs: each vCPU needs at least one %s page; "
+			"use --memory %s or more",
+			fmt_size(memory, a, sizeof(a)), nvcpus, fmt_size(page_size, b, sizeof(b)),
+			fmt_size(align_up((uint64_t)nvcpus * page_size, l->unit * nslots), c,
+				 sizeof(c)));
 		return -1;
 	}
 	if (!decoy_size)
 		decoy_size = max_u64(page_size, 2 * MiB);
 	if (decoy_size % page_size) {
-		snprintf(err, errlen, "--decoy-size %s is not a multiple of the backing page size %s",
+		snprintf(err, errlen,
+			 "--decoy-size %s is not a multiple of the backing page size %s",
 			 fmt_size(decoy_size, a, sizeof(a)), fmt_size(page_size, b, sizeof(b)));
 		return -1;
 	}

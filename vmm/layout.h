@@ -18,13 +18,13 @@
 struct ks_layout {
 	unsigned int nvcpus;
 	unsigned int nslots;
-	uint64_t page_size;	/* backing page size */
-	uint64_t unit;		/* slot size granule: max(page size, guest page) */
-	uint64_t sys_size;	/* system region [0, sys_size) */
+	uint64_t page_size; /* backing page size */
+	uint64_t unit;	    /* slot size granule: max(page size, guest page) */
+	uint64_t sys_size;  /* system region [0, sys_size) */
 	uint64_t slot_size;
 	uint64_t decoy_size;
 	uint64_t region_size;	/* test memory per vCPU */
-	uint64_t pgtable_pages;	/* page-table pages the identity map needs */
+	uint64_t pgtable_pages; /* page-table pages the identity map needs */
 };
 
 /*
@@ -32,8 +32,8 @@ struct ks_layout {
  * decoy_size of 0 picks the default: one backing page, at least 2 MiB.
  */
 int ks_layout_compute(struct ks_layout *l, unsigned int nvcpus, uint64_t memory,
-		      unsigned int nslots, uint64_t page_size, uint64_t decoy_size,
-		      char *err, size_t errlen);
+		      unsigned int nslots, uint64_t page_size, uint64_t decoy_size, char *err,
+		      size_t errlen);
 
 /* Guest-physical address of test slot @i. */
 uint64_t ks_layout_slot_gpa(const struct ks_layout *l, unsigned int i);

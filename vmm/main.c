@@ -60,9 +60,9 @@ static void limits_now(const struct ks_vm *vm, const struct ks_vcpu *v, uint64_t
 	/* One second of slack for the pairing of host and guest clocks. */
 	lim->threshold_ticks = v->params->threshold_ticks;
 	lim->tsc_lo = v->tsc_at_start > (uint64_t)vm->tsc_khz * 1000 ?
-			      v->tsc_at_start - (uint64_t)vm->tsc_khz * 1000 : 0;
-	lim->tsc_hi = v->tsc_at_start +
-		      (now - vm->t0_ns + NSEC_PER_SEC) * vm->tsc_khz / 1000000ULL;
+			      v->tsc_at_start - (uint64_t)vm->tsc_khz * 1000 :
+			      0;
+	lim->tsc_hi = v->tsc_at_start + (now - vm->t0_ns + NSEC_PER_SEC) * vm->tsc_khz / 1000000ULL;
 	lim->max_position = v->stats.iterations + (1ULL << 32);
 }
 
@@ -122,7 +122,8 @@ static void wait_ready(struct ks_vm *vm)
 	}
 	if (!stop_signal && !any_failed(vm))
 		pr_warning("only %u of %u vCPUs reached the workload within %" PRIu64 " s",
-			   vm->nready, vm->layout.nvcpus, (uint64_t)(KS_START_TIMEOUT_NS / NSEC_PER_SEC));
+			   vm->nready, vm->layout.nvcpus,
+			   (uint64_t)(KS_START_TIMEOUT_NS / NSEC_PER_SEC));
 }
 
 static void run(struct ks_vm *vm, struct ks_run *r)
@@ -173,8 +174,8 @@ int main(int argc, char **argv)
 	pthread_cond_init(&vm.cond, NULL);
 	r.started_realtime_ns = realtime_ns();
 
-	if (ks_layout_compute(&vm.layout, cfg.vcpus, cfg.memory, cfg.slots,
-			      vm.backing->page_size, cfg.decoy_size, err, sizeof(err)) < 0)
+	if (ks_layout_compute(&vm.layout, cfg.vcpus, cfg.memory, cfg.slots, vm.backing->page_size,
+			      cfg.decoy_size, err, sizeof(err)) < 0)
 		die_usage("%s", err);
 	kvm__probe(&vm.caps, &vm.kvm_fd);
 	kvm__check_config(&vm.caps, &cfg);

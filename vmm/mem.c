@@ -74,12 +74,14 @@ static void check_thp(void)
 	char *s = read_file("/sys/kernel/mm/transparent_hugepage/enabled");
 
 	if (!s)
-		die_usage("--backing thp: this kernel has no transparent huge pages; choose another "
-			  "--backing");
+		die_usage(
+			"--backing thp: this kernel has no transparent huge pages; choose another "
+			"--backing");
 	if (strstr(s, "[never]")) {
 		free(s);
-		die_usage("--backing thp: transparent huge pages are disabled; run 'echo madvise > "
-			  "/sys/kernel/mm/transparent_hugepage/enabled' or choose another --backing");
+		die_usage(
+			"--backing thp: transparent huge pages are disabled; run 'echo madvise > "
+			"/sys/kernel/mm/transparent_hugepage/enabled' or choose another --backing");
 	}
 	free(s);
 }
@@ -134,8 +136,8 @@ void mem__setup(struct ks_vm *vm)
 		vm->pool = hugepool__prepare(l->page_size, ks_layout_backing_pages(l),
 					     vm->cfg->reserve_hugepages);
 
-	vm->sys = mmap(NULL, l->sys_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		       -1, 0);
+	vm->sys =
+		mmap(NULL, l->sys_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (vm->sys == MAP_FAILED)
 		die_perror("cannot map the %" PRIu64 "-byte system region", l->sys_size);
 	kvm__set_memslot(vm, 0, 0, l->sys_size, vm->sys);
@@ -149,7 +151,7 @@ void mem__setup(struct ks_vm *vm)
 
 struct prefault_job {
 	struct ks_vm *vm;
-	uint64_t next;	/* next chunk, shared by the workers */
+	uint64_t next; /* next chunk, shared by the workers */
 	uint64_t nchunks;
 	uint64_t chunk;
 };

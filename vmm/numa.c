@@ -37,7 +37,7 @@ void numa__setup(struct ks_vm *vm)
 		if (!numa_bitmask_isbitset(allowed, (unsigned int)i))
 			continue;
 		if (numa_node_size64(i, &free_b) <= 0)
-			continue;	/* CPU-only node */
+			continue; /* CPU-only node */
 		vm->nodes[vm->nnodes++] = i;
 	}
 	numa_bitmask_free(allowed);

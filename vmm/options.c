@@ -31,10 +31,8 @@ static const struct {
 	enum ks_workload wl;
 	bool test_only;
 } workloads[] = {
-	{ "spin", KS_WL_SPIN, false },
-	{ "touch", KS_WL_TOUCH, false },
-	{ "fault", KS_WL_FAULT, false },
-	{ "crash", KS_WL_CRASH, true },
+	{ "spin", KS_WL_SPIN, false },	    { "touch", KS_WL_TOUCH, false },
+	{ "fault", KS_WL_FAULT, false },    { "crash", KS_WL_CRASH, true },
 	{ "garbage", KS_WL_GARBAGE, true },
 };
 
@@ -52,15 +50,14 @@ static void usage(FILE *f)
 {
 	unsigned int i;
 
-	fprintf(f,
-		"Usage: kvmstall [OPTION]...\n"
-		"Launch a test VM on KVM, run a stall-measuring workload on every vCPU and\n"
-		"report how long and how often each vCPU stalled.\n"
-		"\n"
-		"VM:\n"
-		"  -c, --vcpus N            vCPUs, 1 to KVM_CAP_MAX_VCPUS (default 4)\n"
-		"  -m, --memory SIZE        test memory, split over the slots (default 1G)\n"
-		"  -b, --backing NAME       memory backing (default anon):\n");
+	fprintf(f, "Usage: kvmstall [OPTION]...\n"
+		   "Launch a test VM on KVM, run a stall-measuring workload on every vCPU and\n"
+		   "report how long and how often each vCPU stalled.\n"
+		   "\n"
+		   "VM:\n"
+		   "  -c, --vcpus N            vCPUs, 1 to KVM_CAP_MAX_VCPUS (default 4)\n"
+		   "  -m, --memory SIZE        test memory, split over the slots (default 1G)\n"
+		   "  -b, --backing NAME       memory backing (default anon):\n");
 	for (i = 0; i < KS_BACKING_NR; i++)
 		fprintf(f, "                             %-17s %s\n",
 			ks_backing_info((enum ks_backing)i)->name,
@@ -201,7 +198,8 @@ void options__parse(struct ks_config *cfg, int argc, char **argv)
 			break;
 		case 'm':
 			if (!parse_size(optarg, &cfg->memory) || !cfg->memory)
-				bad("--memory", optarg, "expected a size such as 512M, 4G or 1073741824");
+				bad("--memory", optarg,
+				    "expected a size such as 512M, 4G or 1073741824");
 			break;
 		case 'b':
 			if (!ks_backing_parse(optarg, &cfg->backing))
@@ -240,19 +238,22 @@ void options__parse(struct ks_config *cfg, int argc, char **argv)
 			break;
 		case 'd':
 			if (!parse_duration(optarg, NSEC_PER_SEC, &cfg->duration_ns) ||
-			    cfg->duration_ns < NSEC_PER_SEC / 100 || cfg->duration_ns > 86400 * NSEC_PER_SEC)
-				bad("--duration", optarg, "expected a time from 10ms to 24h, such as 10, 2.5s or 500ms");
+			    cfg->duration_ns < NSEC_PER_SEC / 100 ||
+			    cfg->duration_ns > 86400 * NSEC_PER_SEC)
+				bad("--duration", optarg,
+				    "expected a time from 10ms to 24h, such as 10, 2.5s or 500ms");
 			break;
 		case 't':
-			if (!parse_duration(optarg, 1000, &cfg->threshold_ns) || cfg->threshold_ns < 100 ||
-			    cfg->threshold_ns > 10 * NSEC_PER_SEC)
+			if (!parse_duration(optarg, 1000, &cfg->threshold_ns) ||
+			    cfg->threshold_ns < 100 || cfg->threshold_ns > 10 * NSEC_PER_SEC)
 				bad("--threshold", optarg,
 				    "expected a time from 100ns to 10s, such as 20us or 1ms (bare numbers are us)");
 			break;
 		case OPT_STRIDE:
-			if (!parse_size(optarg, &cfg->stride) || cfg->stride < 8 || cfg->stride % 8 ||
-			    cfg->stride > GiB)
-				bad("--stride", optarg, "expected a multiple of 8 bytes from 8 to 1G, such as 64 or 4K");
+			if (!parse_size(optarg, &cfg->stride) || cfg->stride < 8 ||
+			    cfg->stride % 8 || cfg->stride > GiB)
+				bad("--stride", optarg,
+				    "expected a multiple of 8 bytes from 8 to 1G, such as 64 or 4K");
 			break;
 		case 'j':
 			cfg->json_path = optarg;
@@ -262,8 +263,10 @@ void options__parse(struct ks_config *cfg, int argc, char **argv)
 			break;
 		case 'i':
 			if (!parse_duration(optarg, NSEC_PER_SEC, &cfg->interval_ns) ||
-			    cfg->interval_ns < NSEC_PER_SEC / 100 || cfg->interval_ns > 3600 * NSEC_PER_SEC)
-				bad("--interval", optarg, "expected a time from 10ms to 1h, such as 1 or 100ms");
+			    cfg->interval_ns < NSEC_PER_SEC / 100 ||
+			    cfg->interval_ns > 3600 * NSEC_PER_SEC)
+				bad("--interval", optarg,
+				    "expected a time from 10ms to 1h, such as 1 or 100ms");
 			break;
 		case 'q':
 			cfg->quiet = true;
@@ -284,8 +287,9 @@ void options__parse(struct ks_config *cfg, int argc, char **argv)
 		}
 	}
 	if (optind < argc)
-		die_usage("unexpected argument '%s'; kvmstall takes options only, see kvmstall --help",
-			  argv[optind]);
+		die_usage(
+			"unexpected argument '%s'; kvmstall takes options only, see kvmstall --help",
+			argv[optind]);
 	if (cfg->json_path)
 		check_output_path("--json", cfg->json_path);
 	if (cfg->csv_path)

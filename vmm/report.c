@@ -82,20 +82,22 @@ static const char *fmt_ns(double ns, char *buf, size_t len)
 	return buf;
 }
 
+/* @nvcpus: how many vCPUs the row adds up, so stall% is of their combined time. */
 static void table_row(const struct ks_run *r, FILE *f, const char *label, const uint64_t *hist,
-		      uint64_t max, uint64_t sum, uint64_t iters, const char *note)
+		      uint64_t max, uint64_t sum, uint64_t iters, unsigned int nvcpus,
+		      const char *note)
 {
 	struct ks_summary s;
 	char b[6][24];
-	double secs = run_seconds(r);
+	double secs = run_seconds(r), vcpu_secs = secs * (nvcpus ? nvcpus : 1);
 
 	ks_hist_summarize(hist, max, sum, &s);
 	fprintf(f, "%-6s %10" PRIu64 " %9.1f %9s %9s %9s %9s %9s %6.2f%% %12.3g%s%s\n", label,
 		s.count, secs > 0 ? (double)s.count / secs : 0, fmt_ns(ns_of(r, s.p50), b[0], 24),
 		fmt_ns(ns_of(r, s.p90), b[1], 24), fmt_ns(ns_of(r, s.p99), b[2], 24),
 		fmt_ns(ns_of(r, s.p999), b[3], 24), fmt_ns(ns_of(r, (double)s.max), b[4], 24),
-		secs > 0 ? ns_of(r, (double)sum) / (secs * 1e7) : 0, (double)iters, note ? "  " : "",
-		note ? note : "");
+		vcpu_secs > 0 ? ns_of(r, (double)sum) / (vcpu_secs * 1e7) : 0, (double)iters,
+		note ? "  " : "", note ? note : "");
 }
 
 void report__table(const struct ks_run *r, FILE *f)
@@ -107,8 +109,7 @@ void report__table(const struct ks_run *r, FILE *f)
 	char a[32], b[24];
 	bool per_vcpu = n <= 16 || ks_verbose;
 
-	fprintf(f,
-		"kvmstall: %u vCPUs, %s %s in %u slot%s, workload %s, threshold %s, %.2f s%s\n",
+	fprintf(f, "kvmstall: %u vCPUs, %s %s in %u slot%s, workload %s, threshold %s, %.2f s%s\n",
 		n, fmt_size(cfg->memory, a, sizeof(a)), vm->backing->name, cfg->slots,
 		cfg->slots == 1 ? "" : "s", workload_name(cfg->workload),
 		fmt_ns((double)cfg->threshold_ns, b, sizeof(b)), run_seconds(r),
@@ -123,12 +124,12 @@ void report__table(const struct ks_run *r, FILE *f)
 			continue;
 		snprintf(a, sizeof(a), "%u", i);
 		table_row(r, f, a, v->stats.hist, v->stats.max_ticks, v->stats.stall_ticks,
-			  v->stats.iterations,
-			  !v->stats.valid ? "DISCARDED (guest data inconsistent)"
-			  : v->state == KS_VCPU_FAILED ? "FAILED"
-						       : NULL);
+			  v->stats.iterations, 1,
+			  !v->stats.valid	     ? "DISCARDED (guest data inconsistent)" :
+			  v->state == KS_VCPU_FAILED ? "FAILED" :
+						       NULL);
 	}
-	table_row(r, f, "total", r->total_hist, r->total_max, r->total_sum, iters,
+	table_row(r, f, "total", r->total_hist, r->total_max, r->total_sum, iters, n - r->ninvalid,
 		  r->ninvalid ? "(valid vCPUs only)" : NULL);
 	if (!per_vcpu)
 		fprintf(f, "(%u vCPUs: per-vCPU rows in --json, or with --verbose)\n", n);
@@ -205,13 +206,15 @@ static json_t *json_vcpu(const struct ks_run *r, const struct ks_vcpu *v)
 	set(o, "region_bytes", jint(v->region_size));
 	set(o, "startup_ns", v->ready_ns ? jint(v->ready_ns - r->vm->start_ns) : json_null());
 	set(o, "exits", jint(v->exits));
+	set(o, "tsc_at_t0", jint(v->tsc_at_start));
 	set(o, "valid", json_boolean(s->valid));
 	set(o, "invalid_reason", s->valid ? json_null() : json_string(s->invalid_reason));
 	set(o, "iterations", jint(s->valid ? s->iterations : 0));
 	set(o, "touches", jint(s->valid ? s->touches : 0));
 	set(o, "pages_walked", jint(s->valid ? s->position : 0));
-	set(o, "stalls", stall_summary(r, s->valid ? s->hist : empty, s->valid ? s->max_ticks : 0,
-				       s->valid ? s->stall_ticks : 0));
+	set(o, "stalls",
+	    stall_summary(r, s->valid ? s->hist : empty, s->valid ? s->max_ticks : 0,
+			  s->valid ? s->stall_ticks : 0));
 	set(o, "records_kept", jint(s->valid ? s->nrecs : 0));
 	set(o, "records_lost", jint(s->valid ? s->ring_lost : 0));
 	set(o, "histogram", histogram(r, s->valid ? s->hist : empty));
@@ -332,22 +335,25 @@ int report__json(const struct ks_run *r, const char *path)
 	set(root, "layout", json_layout(vm));
 
 	t = json_object();
-	set(t, "startup_ns", vm->all_ready_ns ? jint(vm->all_ready_ns - vm->start_ns) : json_null());
+	set(t, "startup_ns",
+	    vm->all_ready_ns ? jint(vm->all_ready_ns - vm->start_ns) : json_null());
 	set(t, "prefault_ns", jint(vm->prefault_ns));
 	set(t, "prefault_bytes", jint(vm->prefault_bytes));
-	set(t, "run_ns", jint(r->run_end_ns > r->run_start_ns ? r->run_end_ns - r->run_start_ns : 0));
+	set(t, "run_ns",
+	    jint(r->run_end_ns > r->run_start_ns ? r->run_end_ns - r->run_start_ns : 0));
 	set(t, "fault_recycled_bytes", jint(vm->recycled_bytes));
 	set(root, "timing", t);
 
 	o = json_object();
 	set(o, "status", json_string(r->failed ? "failed" : r->signal ? "interrupted" : "ok"));
-	set(o, "signal", r->signal ? json_string(r->signal == 2 ? "SIGINT" : "SIGTERM") : json_null());
-	set(o, "vcpus_failed", json_integer(0));
+	set(o, "signal",
+	    r->signal ? json_string(r->signal == 2 ? "SIGINT" : "SIGTERM") : json_null());
 	set(o, "vcpus_discarded", json_integer(r->ninvalid));
 	a = json_array();
 	for (i = 0; i < vm->layout.nvcpus; i++)
 		if (vm->vcpus[i].state == KS_VCPU_FAILED)
-			json_array_append_new(a, json_sprintf("vCPU %u: %s", i, vm->vcpus[i].error));
+			json_array_append_new(a,
+					      json_sprintf("vCPU %u: %s", i, vm->vcpus[i].error));
 	set(o, "vcpus_failed", json_integer((json_int_t)json_array_size(a)));
 	set(o, "errors", a);
 	set(root, "result", o);
@@ -415,7 +421,8 @@ void csv__sample(struct ks_run *r, uint64_t now)
 		fprintf(r->csv, "%.3f,%u,%" PRIu64 ",%.0f,%" PRIu64 ",%.1f,%.3f,%.1f,%d\n", t, i,
 			s->iterations,
 			dt > 0 ? (double)(s->iterations - r->csv_prev_iter[i]) / dt : 0,
-			s->ring_tail, dt > 0 ? (double)(s->ring_tail - r->csv_prev_stalls[i]) / dt : 0,
+			s->ring_tail,
+			dt > 0 ? (double)(s->ring_tail - r->csv_prev_stalls[i]) / dt : 0,
 			ns_of(r, (double)ticks) / 1e6, ns_of(r, (double)max) / 1e3, s->valid);
 		r->csv_prev_iter[i] = s->iterations;
 		r->csv_prev_stalls[i] = s->ring_tail;
@@ -452,11 +459,13 @@ void progress__update(const struct ks_run *r, uint64_t now)
 		if (v->stats.nrecs && v->stats.recs[v->stats.nrecs - 1].ticks > max)
 			max = v->stats.recs[v->stats.nrecs - 1].ticks;
 	}
-	fprintf(stderr, "\r\033[K[%6.1f/%.1f s] %u/%u vCPUs running, %.3g iterations, %" PRIu64
-			" stalls, last %s",
-		r->run_start_ns && now > r->run_start_ns ? (double)(now - r->run_start_ns) / 1e9 : 0,
-		(double)vm->cfg->duration_ns / 1e9, running, vm->layout.nvcpus, (double)iters, stalls,
-		fmt_ns(ns_of(r, (double)max), b, sizeof(b)));
+	fprintf(stderr,
+		"\r\033[K[%6.1f/%.1f s] %u/%u vCPUs running, %.3g iterations, %" PRIu64
+		" stalls, last %s",
+		r->run_start_ns && now > r->run_start_ns ? (double)(now - r->run_start_ns) / 1e9 :
+							   0,
+		(double)vm->cfg->duration_ns / 1e9, running, vm->layout.nvcpus, (double)iters,
+		stalls, fmt_ns(ns_of(r, (double)max), b, sizeof(b)));
 	fflush(stderr);
 }
 

@@ -14,9 +14,9 @@ struct ks_run {
 	struct ks_vm *vm;
 	struct ks_kvmstats kstats;
 	uint64_t started_realtime_ns;
-	uint64_t run_start_ns;	/* all vCPUs in ring 3 (or the start timeout) */
-	uint64_t run_end_ns;	/* stop requested */
-	int signal;		/* SIGINT/SIGTERM that ended the run, 0 if none */
+	uint64_t run_start_ns; /* all vCPUs in ring 3 (or the start timeout) */
+	uint64_t run_end_ns;   /* stop requested */
+	int signal;	       /* SIGINT/SIGTERM that ended the run, 0 if none */
 	bool failed;
 	uint64_t total_hist[KS_HIST_BUCKETS];
 	uint64_t total_max;

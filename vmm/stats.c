@@ -163,7 +163,9 @@ bool ks_stats_final(struct ks_vcpu_stats *s, const struct ks_shared *sh,
 		if (c && ks_hist_hi((unsigned int)b) <= lim->threshold_ticks + 1)
 			return invalid(s, "histogram bucket %" PRIu64 " is below the threshold", b);
 		if (c > head || total + c > head)
-			return invalid(s, "histogram holds more stalls than were recorded (%" PRIu64 ")",
+			return invalid(s,
+				       "histogram holds more stalls than were recorded (%" PRIu64
+				       ")",
 				       head);
 		total += c;
 		s->hist[b] = c;
@@ -236,7 +238,7 @@ double ks_hist_percentile(const uint64_t *hist, uint64_t max, double p)
 		lo = (double)ks_hist_lo(b);
 		hi = b >= KS_HIST_LAST ? (double)max + 1 : (double)ks_hist_hi(b);
 		if (hi - lo <= 1)
-			v = lo;	/* exact bucket */
+			v = lo; /* exact bucket */
 		else
 			v = lo + (hi - lo) * ((double)(rank - cum) - 0.5) / (double)hist[b];
 		return v > (double)max ? (double)max : v;

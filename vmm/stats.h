@@ -16,9 +16,9 @@
 /* What a sane guest can have written, known to the VMM independently. */
 struct ks_stats_limits {
 	uint64_t threshold_ticks;
-	uint64_t tsc_lo;	/* no guest TSC value can be below this */
-	uint64_t tsc_hi;	/* ... or above this */
-	uint64_t max_position;	/* fault workload: pages walked cannot exceed iterations */
+	uint64_t tsc_lo;       /* no guest TSC value can be below this */
+	uint64_t tsc_hi;       /* ... or above this */
+	uint64_t max_position; /* fault workload: pages walked cannot exceed iterations */
 };
 
 /* A drained stall record, kept by the VMM. */
@@ -46,7 +46,7 @@ struct ks_vcpu_stats {
 	size_t caprecs;
 	uint64_t ring_tail;	/* guest stall count up to which the ring was drained */
 	uint64_t ring_lost;	/* overwritten before the VMM could read them */
-	uint64_t drained_ticks;	/* sum over the drained records */
+	uint64_t drained_ticks; /* sum over the drained records */
 	uint64_t interval_max;	/* longest drained record since the caller reset it */
 };
 

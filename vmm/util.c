@@ -196,8 +196,8 @@ bool parse_size(const char *s, uint64_t *out)
 		return false;
 	}
 	/* Accept "2M", "2MB", "2MiB". */
-	if (mult > 1 && (!strcmp(end, "iB") || !strcmp(end, "B") || !strcmp(end, "ib") ||
-			 !strcmp(end, "b")))
+	if (mult > 1 &&
+	    (!strcmp(end, "iB") || !strcmp(end, "B") || !strcmp(end, "ib") || !strcmp(end, "b")))
 		end += strlen(end);
 	if (*end)
 		return false;
@@ -213,8 +213,12 @@ bool parse_duration(const char *s, uint64_t def_unit_ns, uint64_t *out)
 		const char *suffix;
 		uint64_t ns;
 	} units[] = {
-		{ "ns", 1 }, { "us", 1000 }, { "ms", 1000000 }, { "s", NSEC_PER_SEC },
-		{ "m", 60 * NSEC_PER_SEC }, { "min", 60 * NSEC_PER_SEC },
+		{ "ns", 1 },
+		{ "us", 1000 },
+		{ "ms", 1000000 },
+		{ "s", NSEC_PER_SEC },
+		{ "m", 60 * NSEC_PER_SEC },
+		{ "min", 60 * NSEC_PER_SEC },
 	};
 	uint64_t unit = def_unit_ns;
 	double v;

@@ -32,8 +32,8 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t size);
 char *xstrdup(const char *s);
 
-uint64_t now_ns(void);		/* CLOCK_MONOTONIC */
-uint64_t realtime_ns(void);	/* CLOCK_REALTIME */
+uint64_t now_ns(void);	    /* CLOCK_MONOTONIC */
+uint64_t realtime_ns(void); /* CLOCK_REALTIME */
 
 static inline uint64_t align_up(uint64_t v, uint64_t a)
 {

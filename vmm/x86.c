@@ -35,7 +35,7 @@
 
 struct pgtable_alloc {
 	uint8_t *sys;
-	uint64_t next;	/* guest-physical address of the next free page-table page */
+	uint64_t next; /* guest-physical address of the next free page-table page */
 	uint64_t end;
 };
 
@@ -113,21 +113,23 @@ void x86__setup_system(struct ks_vm *vm)
 	map_range(&a, pml4, KS_GPA_TEST_BASE, KS_GPA_TEST_BASE + l->slot_size * l->nslots);
 
 	gdt[0] = 0;
-	gdt[KS_SEL_CODE0 / 8] = seg_desc(0xa09b);	/* L, P, DPL 0, code */
-	gdt[KS_SEL_DATA0 / 8] = seg_desc(0xc093);	/* DB, P, DPL 0, data */
-	gdt[KS_SEL_DATA3 / 8] = seg_desc(0xc0f3);	/* DB, P, DPL 3, data */
-	gdt[KS_SEL_CODE3 / 8] = seg_desc(0xa0fb);	/* L, P, DPL 3, code */
+	gdt[KS_SEL_CODE0 / 8] = seg_desc(0xa09b); /* L, P, DPL 0, code */
+	gdt[KS_SEL_DATA0 / 8] = seg_desc(0xc093); /* DB, P, DPL 0, data */
+	gdt[KS_SEL_DATA3 / 8] = seg_desc(0xc0f3); /* DB, P, DPL 3, data */
+	gdt[KS_SEL_CODE3 / 8] = seg_desc(0xa0fb); /* L, P, DPL 3, code */
 	for (i = 0; i < l->nvcpus; i++) {
 		uint64_t tss = KS_GPA_TSS + (uint64_t)i * KS_TSS_STRIDE;
 		uint64_t *d = gdt + (KS_SEL_TSS + 16 * i) / 8;
 		uint8_t *t = vm->sys + tss;
-		uint64_t rsp0 = KS_GPA_VCPU_AREA + (uint64_t)i * KS_VCPU_STRIDE + KS_VCPU_STACK3_OFF;
+		uint64_t rsp0 =
+			KS_GPA_VCPU_AREA + (uint64_t)i * KS_VCPU_STRIDE + KS_VCPU_STACK3_OFF;
 
 		/* 64-bit TSS: RSP0 at offset 4, I/O map base past the limit. */
 		memset(t, 0, KS_TSS_STRIDE);
 		memcpy(t + 4, &rsp0, 8);
 		t[102] = 104;
-		d[0] = 103 | ((tss & 0xffffff) << 16) | (0x89ULL << 40) | ((tss >> 24 & 0xff) << 56);
+		d[0] = 103 | ((tss & 0xffffff) << 16) | (0x89ULL << 40) |
+		       ((tss >> 24 & 0xff) << 56);
 		d[1] = tss >> 32;
 	}
 
@@ -137,7 +139,6 @@ void x86__setup_system(struct ks_vm *vm)
 		set_gate(idt, i, KS_GPA_PAYLOAD + KS_ISR_TABLE_OFF + 16ULL * i, 0);
 	/* Ucalls: int3 from ring 3 (DPL 3) to the payload's ucall entry. */
 	set_gate(idt, 3, KS_GPA_PAYLOAD + KS_UCALL_HANDLER_OFF, 3);
-
 }
 
 static struct kvm_segment segment(uint16_t sel, uint8_t type, uint8_t dpl, bool code)
@@ -213,7 +214,7 @@ void x86__setup_vcpu(struct ks_vm *vm, struct ks_vcpu *vcpu)
 		.base = KS_GPA_TSS + (uint64_t)vcpu->id * KS_TSS_STRIDE,
 		.limit = 103,
 		.selector = (uint16_t)(KS_SEL_TSS + 16 * vcpu->id),
-		.type = 11,	/* busy 64-bit TSS */
+		.type = 11, /* busy 64-bit TSS */
 		.present = 1,
 	};
 	sregs.ldt = (struct kvm_segment){ .unusable = 1 };
@@ -227,9 +228,9 @@ void x86__setup_vcpu(struct ks_vm *vm, struct ks_vcpu *vcpu)
 	memset(&regs, 0, sizeof(regs));
 	regs.rflags = 2;
 	regs.rip = KS_GPA_PAYLOAD;
-	regs.rsp = area + KS_VCPU_STACK3_OFF;	/* top of the ring-0 stack */
+	regs.rsp = area + KS_VCPU_STACK3_OFF; /* top of the ring-0 stack */
 	regs.rdi = area + KS_VCPU_PARAMS_OFF;
-	regs.rsi = area + KS_VCPU_STRIDE;	/* top of the ring-3 stack */
+	regs.rsi = area + KS_VCPU_STRIDE; /* top of the ring-3 stack */
 	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
 		die_perror("vCPU %u: KVM_SET_REGS failed", vcpu->id);
 }

@@ -9,49 +9,49 @@
 #define KVMSTALL__ABI_H
 
 #define KS_ABI_VERSION 1
-#define KS_PARAMS_MAGIC 0x6b7673746c6c7031	/* "kvstllp1" */
-#define KS_SHARED_MAGIC 0x6b7673746c6c7331ULL	/* "kvstlls1" */
+#define KS_PARAMS_MAGIC 0x6b7673746c6c7031    /* "kvstllp1" */
+#define KS_SHARED_MAGIC 0x6b7673746c6c7331ULL /* "kvstlls1" */
 
 /* Guest-physical layout of the system region (identity mapped). */
-#define KS_GPA_GDT	0x10000ULL	/* 64 KiB: null, code/data, one TSS per vCPU */
-#define KS_GPA_IDT	0x20000ULL	/* 4 KiB */
-#define KS_GPA_CTRL	0x21000ULL	/* struct ks_control, one page */
-#define KS_GPA_TSS	0x40000ULL	/* KS_TSS_STRIDE per vCPU */
-#define KS_TSS_STRIDE	128ULL
-#define KS_GPA_PAYLOAD	0x200000ULL	/* the payload is linked here */
-#define KS_PAYLOAD_MAX	0x100000ULL
-#define KS_GPA_PGTABLE	0x400000ULL	/* page tables, size from the layout */
+#define KS_GPA_GDT 0x10000ULL  /* 64 KiB: null, code/data, one TSS per vCPU */
+#define KS_GPA_IDT 0x20000ULL  /* 4 KiB */
+#define KS_GPA_CTRL 0x21000ULL /* struct ks_control, one page */
+#define KS_GPA_TSS 0x40000ULL  /* KS_TSS_STRIDE per vCPU */
+#define KS_TSS_STRIDE 128ULL
+#define KS_GPA_PAYLOAD 0x200000ULL /* the payload is linked here */
+#define KS_PAYLOAD_MAX 0x100000ULL
+#define KS_GPA_PGTABLE 0x400000ULL	/* page tables, size from the layout */
 #define KS_GPA_VCPU_AREA 0x1000000ULL	/* per-vCPU areas from 16 MiB */
-#define KS_GPA_TEST_BASE 0x100000000ULL	/* test memslots from 4 GiB */
+#define KS_GPA_TEST_BASE 0x100000000ULL /* test memslots from 4 GiB */
 
 /* Per-vCPU area: params, shared statistics, stacks. */
-#define KS_VCPU_PARAMS_OFF	0x0ULL
-#define KS_VCPU_SHARED_OFF	0x1000ULL
-#define KS_VCPU_STACK0_OFF	0xc000ULL	/* ring-0 stack, 8 KiB, top at 0xe000 */
-#define KS_VCPU_STACK3_OFF	0xe000ULL	/* ring-3 stack, 8 KiB, top at 0x10000 */
-#define KS_VCPU_STRIDE		0x10000ULL
+#define KS_VCPU_PARAMS_OFF 0x0ULL
+#define KS_VCPU_SHARED_OFF 0x1000ULL
+#define KS_VCPU_STACK0_OFF 0xc000ULL /* ring-0 stack, 8 KiB, top at 0xe000 */
+#define KS_VCPU_STACK3_OFF 0xe000ULL /* ring-3 stack, 8 KiB, top at 0x10000 */
+#define KS_VCPU_STRIDE 0x10000ULL
 
 /* Segment selectors. */
-#define KS_SEL_CODE0	0x08
-#define KS_SEL_DATA0	0x10
-#define KS_SEL_DATA3	0x18	/* +3 RPL when loaded */
-#define KS_SEL_CODE3	0x20	/* +3 RPL when loaded */
-#define KS_SEL_TSS	0x28	/* first TSS, 16 bytes per vCPU */
+#define KS_SEL_CODE0 0x08
+#define KS_SEL_DATA0 0x10
+#define KS_SEL_DATA3 0x18 /* +3 RPL when loaded */
+#define KS_SEL_CODE3 0x20 /* +3 RPL when loaded */
+#define KS_SEL_TSS 0x28	  /* first TSS, 16 bytes per vCPU */
 
 /*
  * Guest to VMM calls: one "out" to a port, arguments in registers.  Ring 3
  * reaches it with int3 (vector 3); ring 0 does the "out".
  */
-#define KS_PORT_UCALL	0x1000
-#define KS_ISR_TABLE_OFF	0x100	/* 32 exception stubs, 16 bytes apart */
-#define KS_UCALL_HANDLER_OFF	0x400
-#define KS_UCALL_READY	1	/* ring 3 reached; rdi = tsc */
-#define KS_UCALL_DONE	2	/* stop flag seen; rdi = tsc */
-#define KS_UCALL_ERROR	3	/* rdi = code, rsi = detail */
-#define KS_UCALL_EXCEPTION 4	/* rdi = vector, rsi = error code, rcx = rip, r8 = cr2, r9 = cs */
+#define KS_PORT_UCALL 0x1000
+#define KS_ISR_TABLE_OFF 0x100 /* 32 exception stubs, 16 bytes apart */
+#define KS_UCALL_HANDLER_OFF 0x400
+#define KS_UCALL_READY 1     /* ring 3 reached; rdi = tsc */
+#define KS_UCALL_DONE 2	     /* stop flag seen; rdi = tsc */
+#define KS_UCALL_ERROR 3     /* rdi = code, rsi = detail */
+#define KS_UCALL_EXCEPTION 4 /* rdi = vector, rsi = error code, rcx = rip, r8 = cr2, r9 = cs */
 
-#define KS_GUEST_ERR_BAD_PARAMS	1
-#define KS_GUEST_ERR_WORKLOAD	2
+#define KS_GUEST_ERR_BAD_PARAMS 1
+#define KS_GUEST_ERR_WORKLOAD 2
 
 #ifndef __ASSEMBLER__
 #include <stdint.h>
@@ -61,20 +61,20 @@ enum ks_workload {
 	KS_WL_TOUCH = 1,
 	KS_WL_FAULT = 2,
 	/* test payload behaviours, not for measurement */
-	KS_WL_CRASH = 100,	/* takes a #GP in ring 3 */
-	KS_WL_GARBAGE = 101,	/* writes nonsense into its shared pages */
+	KS_WL_CRASH = 100,   /* takes a #GP in ring 3 */
+	KS_WL_GARBAGE = 101, /* writes nonsense into its shared pages */
 };
 
 /* Log-scale histogram: 8 sub-buckets per power of two of TSC ticks. */
 #define KS_HIST_SUB_BITS 3
-#define KS_HIST_SUB	(1 << KS_HIST_SUB_BITS)
-#define KS_HIST_BUCKETS	(64 * KS_HIST_SUB)
+#define KS_HIST_SUB (1 << KS_HIST_SUB_BITS)
+#define KS_HIST_BUCKETS (64 * KS_HIST_SUB)
 
-#define KS_RING_ENTRIES 1024	/* power of two */
+#define KS_RING_ENTRIES 1024 /* power of two */
 
 struct ks_stall {
-	uint64_t start_tsc;	/* TSC read before the gap */
-	uint64_t ticks;		/* length of the gap */
+	uint64_t start_tsc; /* TSC read before the gap */
+	uint64_t ticks;	    /* length of the gap */
 };
 
 /* Written by the VMM before the vCPU starts; read-only for the guest. */
@@ -84,13 +84,13 @@ struct ks_params {
 	uint32_t vcpu_id;
 	uint32_t workload;
 	uint32_t pad0;
-	uint64_t threshold_ticks;	/* a gap longer than this is a stall */
-	uint64_t region_gva;		/* this vCPU's test memory */
+	uint64_t threshold_ticks; /* a gap longer than this is a stall */
+	uint64_t region_gva;	  /* this vCPU's test memory */
 	uint64_t region_bytes;
-	uint64_t stride;		/* bytes between two touches */
-	uint64_t shared_gva;		/* struct ks_shared */
-	uint64_t control_gva;		/* struct ks_control */
-	uint64_t heartbeat_every;	/* iterations between heartbeats (power of two) */
+	uint64_t stride;	  /* bytes between two touches */
+	uint64_t shared_gva;	  /* struct ks_shared */
+	uint64_t control_gva;	  /* struct ks_control */
+	uint64_t heartbeat_every; /* iterations between heartbeats (power of two) */
 };
 
 /*
@@ -99,15 +99,15 @@ struct ks_params {
  */
 struct ks_shared {
 	uint64_t magic;
-	uint64_t heartbeat;	/* bumped every heartbeat_every iterations */
-	uint64_t first_tsc;	/* TSC when the ring-3 loop started */
-	uint64_t last_tsc;	/* TSC at the last heartbeat */
+	uint64_t heartbeat; /* bumped every heartbeat_every iterations */
+	uint64_t first_tsc; /* TSC when the ring-3 loop started */
+	uint64_t last_tsc;  /* TSC at the last heartbeat */
 	uint64_t iterations;
-	uint64_t touches;	/* memory writes done (touch, fault) */
-	uint64_t position;	/* pages walked so far (fault workload) */
-	uint64_t stalls;	/* stalls recorded = ring entries written */
-	uint64_t stall_ticks;	/* sum of all stall lengths */
-	uint64_t max_ticks;	/* longest stall */
+	uint64_t touches;     /* memory writes done (touch, fault) */
+	uint64_t position;    /* pages walked so far (fault workload) */
+	uint64_t stalls;      /* stalls recorded = ring entries written */
+	uint64_t stall_ticks; /* sum of all stall lengths */
+	uint64_t max_ticks;   /* longest stall */
 	uint64_t hist[KS_HIST_BUCKETS];
 	struct ks_stall ring[KS_RING_ENTRIES];
 };
