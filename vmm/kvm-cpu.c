@@ -156,8 +156,10 @@ static void run_loop(struct ks_vcpu *vcpu)
 				continue;
 			}
 			if (errno == EFAULT && vcpu->vm->backing->hugetlb)
-				vcpu_fail(vcpu, "KVM_RUN failed: %s (the HugeTLB pool ran dry while "
-					  "the guest refaulted memory)", strerror(errno));
+				vcpu_fail(vcpu,
+					  "KVM_RUN failed: %s (the HugeTLB pool ran dry while "
+					  "the guest refaulted memory)",
+					  strerror(errno));
 			else
 				vcpu_fail(vcpu, "KVM_RUN failed: %s", strerror(errno));
 			return;
