@@ -31,4 +31,15 @@ check "JSON: slot with decoys directly before and after" jq_true "$TMP/r.json" \
 check "CSV: header" sh -c "head -n1 '$TMP/r.csv' | grep -q '^time_s,vcpu,iterations'"
 rows=$(($(wc -l < "$TMP/r.csv") - 1))
 check "CSV: rows for both vCPUs at several times ($rows)" test "$rows" -ge 6
+
+# Several memslots: contiguous in guest-physical space, each with its own decoys.
+run_vm slots --vcpus 4 --memory 64M --slots 4 --workload touch --duration 1
+ok $? "4 slots: run succeeds"
+check "4 slots: contiguous guest-physical ranges from 4 GiB" jq_true "$TMP/slots.json" \
+	'[.layout.slots[] | .gpa] == [range(0; 4) | 4294967296 + . * 16777216]'
+check "4 slots: every slot has a decoy directly before and after it" jq_true "$TMP/slots.json" \
+	'.layout.decoy_bytes as $d | all(.layout.slots[]; .decoy_before_hva + $d == .hva and .hva + .bytes == .decoy_after_hva)'
+check "4 slots: KVM slot ids 1 to 4 (0 is the system region)" jq_true "$TMP/slots.json" \
+	'[.layout.slots[].slot] == [1, 2, 3, 4]'
+check "4 slots: every vCPU worked" jq_true "$TMP/slots.json" 'all(.vcpus[]; .touches > 0)'
 done_testing
