@@ -6,7 +6,7 @@
 require_kvm
 
 start=$(date +%s)
-run_vm crash --vcpus 2 --memory 64M --workload crash --duration 30
+run_vm crash --vcpus 2 --memory 64M --workload test-crash --duration 30
 rc=$?
 end=$(date +%s)
 check "exit status 1 for a guest exception (got $rc)" test "$rc" -eq 1

@@ -5,7 +5,7 @@
 . "${top_srcdir:-.}/tests/lib.sh"
 require_kvm
 
-run_vm garbage --vcpus 3 --memory 64M --workload garbage --duration 1
+run_vm garbage --vcpus 3 --memory 64M --workload test-garbage --duration 1
 rc=$?
 check "exit status 1 when data had to be discarded (got $rc)" test "$rc" -eq 1
 check "one warning per vCPU" test "$(grep -c 'wrote inconsistent data into its shared page' "$TMP/garbage.err")" -eq 3
@@ -17,7 +17,7 @@ check "JSON: the guests themselves stopped cleanly" jq_true "$TMP/garbage.json" 
 	'all(.vcpus[]; .state == "done")'
 if command -v valgrind > /dev/null 2>&1; then
 	timeout 300 valgrind -q --error-exitcode=42 "$KVMSTALL" --vcpus 1 --memory 16M \
-		--workload garbage --duration 1 --quiet > /dev/null 2> "$TMP/vg.err"
+		--workload test-garbage --duration 1 --quiet > /dev/null 2> "$TMP/vg.err"
 	check "valgrind: no invalid reads while validating garbage" test $? -eq 1
 else
 	skip "valgrind is not installed"

@@ -15,10 +15,11 @@ ok $? "touch: run succeeds"
 check "touch: one write per iteration" jq_true "$TMP/touch.json" \
 	'all(.vcpus[]; .iterations > 0 and .touches == .iterations)'
 
-for b in anon memfd-hugetlb-2M; do
+# 32 MiB of slot, two 2 MiB decoys and two 2 MiB chunks of headroom per vCPU: 22 pages.
+for b in anon hugetlb-2M memfd-hugetlb-2M; do
 	if [ "$b" != anon ]; then
 		hp_lock
-		hp_reserve 2048 18 || { skip "fault on $b: cannot reserve 18 2 MiB pages"; continue; }
+		hp_reserve 2048 22 || { skip "fault on $b: cannot reserve 22 2 MiB pages"; continue; }
 	fi
 	run_vm "fault-$b" --vcpus 2 --memory 32M --backing "$b" --workload fault --duration 2
 	ok $? "fault on $b: run succeeds"

@@ -168,7 +168,9 @@ void mem__recycle_fault_regions(struct ks_vm *vm);
 
 /* hugepool.c */
 struct ks_hugepool;
-struct ks_hugepool *hugepool__prepare(uint64_t page_size, uint64_t pages_needed, bool reserve);
+/* Check (or grow) the pool for @needed pages, and each node for node_needed[node]. */
+struct ks_hugepool *hugepool__prepare(uint64_t page_size, uint64_t needed,
+				      const uint64_t *node_needed, int max_node, bool reserve);
 void hugepool__release(struct ks_hugepool *pool);
 
 /* guest.c */

@@ -110,6 +110,19 @@ static bool read_all_fds(struct ks_vm *vm, struct ks_kvmstats *st, bool end)
 }
 #endif
 
+/* Gauges among the 5.10 debugfs files; everything else there counts events. */
+static bool debugfs_gauge(const char *name)
+{
+	static const char *const gauges[] = { "max_mmu_rmap_size", "mmu_unsync", "largepages",
+					      "lpages" };
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(gauges); i++)
+		if (!strcmp(name, gauges[i]))
+			return true;
+	return false;
+}
+
 /* debugfs on 5.10: one file per counter, vCPU counters already summed. */
 static bool read_debugfs(struct ks_vm *vm, struct ks_kvmstats *st, bool end)
 {
@@ -131,7 +144,7 @@ static bool read_debugfs(struct ks_vm *vm, struct ks_kvmstats *st, bool end)
 		if (!read_u64_file(path, &v))
 			continue;
 		s = stat_slot(st, de->d_name, false);
-		s->cumulative = true;
+		s->cumulative = !debugfs_gauge(de->d_name);
 		if (end)
 			s->end = v;
 		else

@@ -123,3 +123,17 @@ uint64_t ks_layout_backing_pages(const struct ks_layout *l)
 {
 	return (uint64_t)l->nslots * (ks_layout_reserve_size(l) / l->page_size);
 }
+
+uint64_t ks_layout_fault_chunks(const struct ks_layout *l)
+{
+	uint64_t pages = l->region_size / l->page_size, n = pages < 8 ? pages : 8;
+
+	while (n > 1 && pages % n)
+		n--;
+	return n ? n : 1;
+}
+
+uint64_t ks_layout_fault_chunk_bytes(const struct ks_layout *l)
+{
+	return l->region_size / ks_layout_fault_chunks(l);
+}

@@ -52,4 +52,11 @@ uint64_t ks_layout_decoy_after_off(const struct ks_layout *l);
 /* Backing pages a run needs, decoys included. */
 uint64_t ks_layout_backing_pages(const struct ks_layout *l);
 
+/*
+ * The fault workload's recycler drops each vCPU's region in chunks of whole
+ * backing pages: at most 8 per region, evenly dividing it.
+ */
+uint64_t ks_layout_fault_chunks(const struct ks_layout *l);
+uint64_t ks_layout_fault_chunk_bytes(const struct ks_layout *l);
+
 #endif

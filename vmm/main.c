@@ -131,6 +131,9 @@ static void run(struct ks_vm *vm, struct ks_run *r)
 	const struct ks_config *cfg = vm->cfg;
 	bool fault = cfg->workload == KS_WL_FAULT;
 	uint64_t tick = fault ? KS_RECYCLE_PERIOD_NS : NSEC_PER_SEC / 50;
+
+	if (tick > cfg->interval_ns)
+		tick = cfg->interval_ns;
 	uint64_t next_sample, now, deadline;
 
 	wait_ready(vm);
@@ -148,7 +151,10 @@ static void run(struct ks_vm *vm, struct ks_run *r)
 			csv__sample(r, now);
 			if (cfg->progress)
 				progress__update(r, now);
+			/* Late wake-ups skip samples rather than pile them up. */
 			next_sample += cfg->interval_ns;
+			if (next_sample <= now)
+				next_sample = now + cfg->interval_ns;
 		}
 		sleep_ns(deadline - now < tick ? deadline - now : tick);
 	}

@@ -125,6 +125,33 @@ static void setup_slot(struct ks_vm *vm, struct ks_slot *s, unsigned int i)
 	kvm__set_memslot(vm, s->id, s->gpa, s->size, s->hva);
 }
 
+/*
+ * Pages for slots and decoys, plus headroom for the fault workload: pages
+ * it drops come back to the pool asynchronously, so refaults must not have
+ * to wait for them.
+ */
+static void prepare_pool(struct ks_vm *vm)
+{
+	const struct ks_layout *l = &vm->layout;
+	uint64_t per_slot = ks_layout_reserve_size(l) / l->page_size, total, *per_node = NULL;
+	int max_node = -1;
+	unsigned int i;
+
+	total = ks_layout_backing_pages(l);
+	if (vm->cfg->workload == KS_WL_FAULT)
+		total += 2ULL * l->nvcpus * (ks_layout_fault_chunk_bytes(l) / l->page_size);
+	if (vm->nnodes > 1) {
+		for (i = 0; i < vm->nnodes; i++)
+			max_node = vm->nodes[i] > max_node ? vm->nodes[i] : max_node;
+		per_node = xcalloc((size_t)max_node + 1, sizeof(*per_node));
+		for (i = 0; i < l->nslots; i++)
+			per_node[numa__slot_node(vm, i)] += per_slot;
+	}
+	vm->pool = hugepool__prepare(l->page_size, total, per_node, max_node,
+				     vm->cfg->reserve_hugepages);
+	free(per_node);
+}
+
 void mem__setup(struct ks_vm *vm)
 {
 	const struct ks_layout *l = &vm->layout;
@@ -133,8 +160,7 @@ void mem__setup(struct ks_vm *vm)
 	if (vm->cfg->backing == KS_BACKING_THP)
 		check_thp();
 	if (vm->backing->hugetlb)
-		vm->pool = hugepool__prepare(l->page_size, ks_layout_backing_pages(l),
-					     vm->cfg->reserve_hugepages);
+		prepare_pool(vm);
 
 	vm->sys =
 		mmap(NULL, l->sys_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -165,7 +191,8 @@ static void prefault_chunk(struct prefault_job *j, uint64_t c)
 
 	off %= per_slot;
 	end = off + j->chunk < per_slot ? off + j->chunk : per_slot;
-	step = l->page_size;
+	/* THP can fall back to 4 KiB pages: touch every one of them. */
+	step = j->vm->backing->hugetlb ? l->page_size : 4096;
 	for (o = off; o < end; o += step)
 		((volatile uint8_t *)s->reserve)[o] = 0;
 }
@@ -233,6 +260,8 @@ static void drop_one(struct ks_vm *vm, struct ks_slot *s, uint64_t off, uint64_t
 		 -1, 0);
 	if (p == MAP_FAILED)
 		pr_warning("fault recycler: remapping failed: %s", strerror(errno));
+	else
+		numa__bind_memory(vm, p, (size_t)len, s->node);
 }
 
 /* Drop [gpa, gpa + len) of test memory, which may span adjacent slots. */
@@ -257,15 +286,10 @@ static void drop_range(struct ks_vm *vm, uint64_t gpa, uint64_t len)
 void mem__recycle_fault_regions(struct ks_vm *vm)
 {
 	const struct ks_layout *l = &vm->layout;
-	uint64_t backing_pages = l->region_size / l->page_size, nchunks, chunk_bytes, chunk4k;
-	uint64_t pages4k = l->region_size / 4096;
+	uint64_t nchunks = ks_layout_fault_chunks(l), chunk_bytes = ks_layout_fault_chunk_bytes(l);
+	uint64_t chunk4k = chunk_bytes / 4096, pages4k = l->region_size / 4096;
 	unsigned int i;
 
-	nchunks = backing_pages < 8 ? backing_pages : 8;
-	while (backing_pages % nchunks)
-		nchunks--;
-	chunk_bytes = l->region_size / nchunks;
-	chunk4k = chunk_bytes / 4096;
 	for (i = 0; i < l->nvcpus; i++) {
 		struct ks_vcpu *v = &vm->vcpus[i];
 		uint64_t pos = __atomic_load_n(&v->shared->position, __ATOMIC_RELAXED);

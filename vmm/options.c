@@ -26,14 +26,13 @@
  */
 #define KS_DEFAULT_THRESHOLD_NS 20000ULL
 
+/* The test- payloads misbehave on purpose, for the test suite. */
 static const struct {
 	const char *name;
 	enum ks_workload wl;
-	bool test_only;
 } workloads[] = {
-	{ "spin", KS_WL_SPIN, false },	    { "touch", KS_WL_TOUCH, false },
-	{ "fault", KS_WL_FAULT, false },    { "crash", KS_WL_CRASH, true },
-	{ "garbage", KS_WL_GARBAGE, true },
+	{ "spin", KS_WL_SPIN },	       { "touch", KS_WL_TOUCH },	  { "fault", KS_WL_FAULT },
+	{ "test-crash", KS_WL_CRASH }, { "test-garbage", KS_WL_GARBAGE },
 };
 
 const char *workload_name(enum ks_workload w)
@@ -76,8 +75,10 @@ static void usage(FILE *f)
 		"Workload:\n"
 		"  -w, --workload NAME      spin   no memory traffic: scheduling and IPI stalls\n"
 		"                           touch  write the vCPU's memory with a stride (default)\n"
-		"                           fault  write pages the host has just dropped, so every\n"
-		"                                  touch takes an EPT/NPT fault\n"
+		"                           fault  write pages the host has just dropped, so each\n"
+		"                                  backing page takes an EPT/NPT fault again\n"
+		"                           (test-crash and test-garbage are misbehaving payloads\n"
+		"                           for the test suite)\n"
 		"  -d, --duration TIME      run time, e.g. 10, 2.5s, 500ms (default 10s)\n"
 		"  -t, --threshold TIME     a TSC gap longer than this is a stall (default 20us)\n"
 		"      --stride SIZE        bytes between two writes of 'touch' (default 4K)\n"

@@ -400,7 +400,7 @@ int csv__open(struct ks_run *r, const char *path)
 	r->csv_prev_iter = xcalloc(n, sizeof(uint64_t));
 	r->csv_prev_stalls = xcalloc(n, sizeof(uint64_t));
 	fprintf(r->csv, "time_s,vcpu,iterations,iterations_per_s,stalls,stalls_per_s,"
-			"stall_ms,max_stall_us,valid\n");
+			"stall_ms_total,max_stall_us_interval,valid\n");
 	return 0;
 }
 
