@@ -140,6 +140,15 @@ static bool handle_ucall(struct ks_vcpu *vcpu)
 	}
 }
 
+/* An mprotect event is making, or has just made, memory read-only and back. */
+static bool protect_in_flight(struct ks_vm *vm)
+{
+	uint64_t end = __atomic_load_n(&vm->protect_last_end_ns, __ATOMIC_SEQ_CST);
+
+	return __atomic_load_n(&vm->protect_inflight, __ATOMIC_SEQ_CST) ||
+	       (end && now_ns() - end < 100 * 1000 * 1000ULL);
+}
+
 static void run_loop(struct ks_vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
@@ -147,6 +156,12 @@ static void run_loop(struct ks_vcpu *vcpu)
 
 	for (;;) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+			if (errno == EFAULT && protect_in_flight(vcpu->vm)) {
+				/* Guest wrote memory an mprotect event had made read-only. */
+				vcpu->efault_retries++;
+				sched_yield();
+				continue;
+			}
 			if (errno == EINTR || errno == EAGAIN) {
 				if (run->immediate_exit) {
 					vcpu_fail(vcpu,

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "kvmstall/abi.h"
+#include "events.h"
 #include "layout.h"
 #include "stats.h"
 
@@ -50,12 +51,17 @@ struct ks_config {
 	bool prefault;
 	unsigned int prefault_threads; /* 0: one per online CPU */
 	bool reserve_hugepages;
-	bool numa; /* place memory and vCPUs with libnuma */
+	bool verify_events; /* check that each event took effect */
+	bool numa;	    /* place memory and vCPUs with libnuma */
 	bool quiet;
 	bool progress; /* resolved: live line on a terminal */
 	const char *json_path;
 	const char *csv_path;
-	char **argv; /* the command line, for the report */
+	struct ks_ev_spec *events; /* --events, in order */
+	unsigned int nevents;
+	enum ks_via submit;   /* --submit: default for streams without via= */
+	const char *scenario; /* --scenario file, if any */
+	char **argv;	      /* the command line, for the report */
 	int argc;
 };
 
@@ -110,6 +116,7 @@ struct ks_vcpu {
 	uint64_t done_ns;
 	uint64_t tsc_at_start; /* guest TSC at host time vm->t0_ns */
 	uint64_t exits;
+	uint64_t efault_retries; /* KVM_RUN EFAULTs while mprotect events ran */
 	struct ks_vcpu_stats stats;
 	uint64_t fault_dropped; /* position up to which the fault recycler dropped */
 };
@@ -141,6 +148,12 @@ struct ks_vm {
 	pthread_cond_t cond;
 	unsigned int nready;
 	unsigned int nfinished;
+	/* host memory events */
+	struct ks_stream *streams;
+	unsigned int nstreams;
+	bool events_stop;
+	unsigned int protect_inflight; /* mprotect events between read-only and back */
+	uint64_t protect_last_end_ns;
 };
 
 /* kvm.c */
@@ -165,6 +178,11 @@ void mem__setup(struct ks_vm *vm);
 void mem__prefault(struct ks_vm *vm);
 void mem__teardown(struct ks_vm *vm);
 void mem__recycle_fault_regions(struct ks_vm *vm);
+/* The memfd, file offset and length of the first piece of [off, off + len) of a reservation. */
+int mem__file_piece(const struct ks_vm *vm, const struct ks_slot *s, uint64_t off, uint64_t len,
+		    int *fd, uint64_t *file_off, uint64_t *piece);
+/* munmap a decoy range and map it again as it was; 0 or -errno. */
+int mem__remap(struct ks_vm *vm, struct ks_slot *s, uint64_t off, uint64_t len);
 
 /* hugepool.c */
 struct ks_hugepool;

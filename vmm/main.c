@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attrib.h"
 #include "kvmstall.h"
 #include "kvmstats.h"
 #include "numa-place.h"
@@ -138,6 +139,7 @@ static void run(struct ks_vm *vm, struct ks_run *r)
 
 	wait_ready(vm);
 	r->run_start_ns = now_ns();
+	events__start(vm, r->run_start_ns, r->run_start_ns + cfg->duration_ns);
 	deadline = r->run_start_ns + cfg->duration_ns;
 	next_sample = r->run_start_ns + cfg->interval_ns;
 	while (!stop_signal && !any_failed(vm)) {
@@ -159,6 +161,7 @@ static void run(struct ks_vm *vm, struct ks_run *r)
 		sleep_ns(deadline - now < tick ? deadline - now : tick);
 	}
 	r->run_end_ns = now_ns();
+	events__stop(vm, stop_signal || any_failed(vm));
 	if (cfg->progress)
 		progress__clear();
 }
@@ -186,6 +189,13 @@ int main(int argc, char **argv)
 	kvm__probe(&vm.caps, &vm.kvm_fd);
 	kvm__check_config(&vm.caps, &cfg);
 	numa__setup(&vm);
+	if (cfg.nevents) {
+		vm.nstreams = cfg.nevents;
+		vm.streams = xcalloc(cfg.nevents, sizeof(*vm.streams));
+		for (i = 0; i < cfg.nevents; i++)
+			vm.streams[i].spec = cfg.events[i];
+		events__prepare(&vm);
+	}
 	install_signals();
 
 	kvm__create_vm(&vm);
@@ -212,6 +222,7 @@ int main(int argc, char **argv)
 	sample_all(&vm, now_ns(), true);
 	kvmstats__end(&vm, &r.kstats);
 	report__finish(&r);
+	attrib__compute(&vm, r.run_start_ns, r.run_end_ns, &r.attrib);
 	csv__sample(&r, now_ns());
 	csv__close(&r);
 
@@ -231,6 +242,8 @@ int main(int argc, char **argv)
 		status = KS_EXIT_FAIL;
 
 	kvmstats__free(&r.kstats);
+	attrib__free(&r.attrib);
+	events__free(&vm);
 	kvm_cpu__destroy_all(&vm);
 	mem__teardown(&vm);
 	kvm__destroy_vm(&vm);

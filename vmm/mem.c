@@ -69,6 +69,75 @@ static void map_part(struct ks_vm *vm, uint8_t *addr, uint64_t len, int *fd, con
 		die_perror("madvise(MADV_HUGEPAGE) for %s failed (THP not built in?)", what);
 }
 
+/*
+ * The part of slot @s's reservation that holds @off: 0 decoy before, 1 the
+ * slot, 2 decoy after; *@part_off is the offset inside that part and
+ * *@part_left what is left of it from there.
+ */
+static int part_of(const struct ks_vm *vm, uint64_t off, uint64_t *part_off, uint64_t *part_left)
+{
+	const struct ks_layout *l = &vm->layout;
+
+	if (off < l->decoy_size) {
+		*part_off = off;
+		*part_left = l->decoy_size - off;
+		return 0;
+	}
+	off -= l->decoy_size;
+	if (off < l->slot_size) {
+		*part_off = off;
+		*part_left = l->slot_size - off;
+		return 1;
+	}
+	*part_off = off - l->slot_size;
+	*part_left = l->decoy_size - *part_off;
+	return 2;
+}
+
+int mem__file_piece(const struct ks_vm *vm, const struct ks_slot *s, uint64_t off, uint64_t len,
+		    int *fd, uint64_t *file_off, uint64_t *piece)
+{
+	uint64_t left;
+	int part = part_of(vm, off, file_off, &left);
+
+	*fd = s->fd[part];
+	*piece = len < left ? len : left;
+	return *fd >= 0 ? 0 : -1;
+}
+
+int mem__remap(struct ks_vm *vm, struct ks_slot *s, uint64_t off, uint64_t len)
+{
+	uint8_t *addr = s->reserve + off;
+	uint64_t foff, left;
+	int part = part_of(vm, off, &foff, &left), flags, fd = s->fd[part];
+	void *p;
+
+	if (part == 1 || len > left)
+		return -EINVAL; /* decoys only: guest memory is never unmapped */
+	if (munmap(addr, len) < 0)
+		return -errno;
+	flags = MAP_FIXED_NOREPLACE | (fd >= 0 ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS);
+	if (vm->cfg->backing == KS_BACKING_HUGETLB_2M)
+		flags |= MAP_HUGETLB | MAP_HUGE_2MB;
+	else if (vm->cfg->backing == KS_BACKING_HUGETLB_1G)
+		flags |= MAP_HUGETLB | MAP_HUGE_1GB;
+	p = mmap(addr, len, PROT_READ | PROT_WRITE, flags, fd, (off_t)(fd >= 0 ? foff : 0));
+	if (p == MAP_FAILED) {
+		int err = errno;
+
+		/* Never leave a hole that another mapping could take. */
+		mmap(addr, len, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		     -1, 0);
+		return -err;
+	}
+	if (vm->cfg->backing == KS_BACKING_ANON)
+		madvise(p, len, MADV_NOHUGEPAGE);
+	else if (vm->cfg->backing == KS_BACKING_THP)
+		madvise(p, len, MADV_HUGEPAGE);
+	numa__bind_memory(vm, p, (size_t)len, s->node);
+	return 0;
+}
+
 static void check_thp(void)
 {
 	char *s = read_file("/sys/kernel/mm/transparent_hugepage/enabled");
@@ -140,6 +209,8 @@ static void prepare_pool(struct ks_vm *vm)
 	total = ks_layout_backing_pages(l);
 	if (vm->cfg->workload == KS_WL_FAULT)
 		total += 2ULL * l->nvcpus * (ks_layout_fault_chunk_bytes(l) / l->page_size);
+	for (i = 0; i < vm->nstreams; i++)
+		total += events__pool_headroom(&vm->streams[i].spec);
 	if (vm->nnodes > 1) {
 		for (i = 0; i < vm->nnodes; i++)
 			max_node = vm->nodes[i] > max_node ? vm->nodes[i] : max_node;

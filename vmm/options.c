@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,25 @@ static void usage(FILE *f)
 		"  -t, --threshold TIME     a TSC gap longer than this is a stall (default 20us)\n"
 		"      --stride SIZE        bytes between two writes of 'touch' (default 4K)\n"
 		"\n"
+		"Host memory events (repeatable; see kvmstall(1) for the grammar):\n"
+		"  -e, --events KIND:TARGET[:key=value,...]\n"
+		"                           KIND: madvise-dontneed, madvise-free, madvise-cold,\n"
+		"                             madvise-pageout, madvise-remove, madvise-hugepage,\n"
+		"                             madvise-nohugepage, madvise-mergeable,\n"
+		"                             madvise-unmergeable, mprotect, migrate, remap,\n"
+		"                             mremap, punch, age-idle, age-ksm\n"
+		"                           TARGET: inside (guest memory), outside (decoys),\n"
+		"                             edge (ranges touching a slot boundary)\n"
+		"                           keys: rate=N (events/s, default 10), burst=N,every=T,\n"
+		"                             delay=T, count=N, pages=N (backing pages, default 1),\n"
+		"                             placement=random|seq, slots=0+2|1-3,\n"
+		"                             edge=before|after|first|last|all, via=auto|uring|syscall\n"
+		"      --submit HOW         auto (io_uring where possible, default), uring or syscall\n"
+		"      --verify-events      check through pagemap, smaps and friends that each\n"
+		"                           event took effect (slow; exact with -w spin)\n"
+		"      --scenario FILE      a whole run as JSON: option names as keys, events as a\n"
+		"                           list of specs; options on the command line win\n"
+		"\n"
 		"Output:\n"
 		"  -j, --json PATH          write the report as JSON (schema in kvmstall(1))\n"
 		"      --csv PATH           write a time series, one row per interval and vCPU\n"
@@ -96,6 +116,8 @@ static void usage(FILE *f)
 		"  kvmstall --vcpus 4 --memory 1G --workload touch --duration 5\n"
 		"  kvmstall -c 256 -m 4G -b hugetlb-2M --reserve-hugepages -d 5 -q --json out.json\n"
 		"  kvmstall -c 8 -m 2G -b memfd-hugetlb-2M --slots 4 -w fault --csv series.csv\n"
+		"  kvmstall -c 4 -m 1G -b hugetlb-2M -w fault -d 10 \\\n"
+		"      --events madvise-dontneed:outside:rate=10000 --events mprotect:inside:rate=10\n"
 		"\n"
 		"Exit status: 0 on success, 1 when the run failed, 2 for bad usage.\n");
 }
@@ -126,6 +148,9 @@ enum {
 	OPT_NO_NUMA,
 	OPT_STRIDE,
 	OPT_CSV,
+	OPT_SUBMIT,
+	OPT_SCENARIO,
+	OPT_VERIFY_EVENTS,
 };
 
 static const struct option long_opts[] = {
@@ -145,6 +170,10 @@ static const struct option long_opts[] = {
 	{ "stride", required_argument, NULL, OPT_STRIDE },
 	{ "json", required_argument, NULL, 'j' },
 	{ "csv", required_argument, NULL, OPT_CSV },
+	{ "events", required_argument, NULL, 'e' },
+	{ "submit", required_argument, NULL, OPT_SUBMIT },
+	{ "scenario", required_argument, NULL, OPT_SCENARIO },
+	{ "verify-events", no_argument, NULL, OPT_VERIFY_EVENTS },
 	{ "interval", required_argument, NULL, 'i' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
@@ -170,29 +199,140 @@ static void check_output_path(const char *opt, const char *path)
 		unlink(path);
 }
 
-void options__parse(struct ks_config *cfg, int argc, char **argv)
+static void add_event(struct ks_config *cfg, const char *text)
+{
+	char err[512];
+
+	cfg->events = xrealloc(cfg->events, (cfg->nevents + 1) * sizeof(*cfg->events));
+	if (ks_ev_parse(text, &cfg->events[cfg->nevents], err, sizeof(err)) < 0)
+		die_usage("%s", err);
+	cfg->nevents++;
+}
+
+/* A JSON value as an option argument; NULL for false (flag left out). */
+static char *scenario_value(const char *file, const char *key, json_t *v)
+{
+	char buf[64];
+
+	if (json_is_string(v))
+		return xstrdup(json_string_value(v));
+	if (json_is_integer(v)) {
+		snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return xstrdup(buf);
+	}
+	if (json_is_real(v)) {
+		snprintf(buf, sizeof(buf), "%.17g", json_real_value(v));
+		return xstrdup(buf);
+	}
+	die_usage("invalid --scenario '%s': \"%s\" must be a string or a number", file, key);
+}
+
+/* {"kind": K, "target": T, "rate": 10, ...} as "K:T:rate=10,...". */
+static char *scenario_event(const char *file, json_t *ev)
+{
+	const char *kind = json_string_value(json_object_get(ev, "kind"));
+	const char *target = json_string_value(json_object_get(ev, "target"));
+	char text[512], *v;
+	const char *k;
+	json_t *val;
+	size_t n;
+	bool first = true;
+
+	if (json_is_string(ev))
+		return xstrdup(json_string_value(ev));
+	if (!json_is_object(ev) || !kind || !target)
+		die_usage("invalid --scenario '%s': each event is a spec string or an object with "
+			  "\"kind\" and \"target\"",
+			  file);
+	n = (size_t)snprintf(text, sizeof(text), "%s:%s", kind, target);
+	json_object_foreach(ev, k, val)
+	{
+		if (!strcmp(k, "kind") || !strcmp(k, "target"))
+			continue;
+		v = scenario_value(file, k, val);
+		n += (size_t)snprintf(text + n, n < sizeof(text) ? sizeof(text) - n : 0, "%s%s=%s",
+				      first ? ":" : ",", k, v);
+		free(v);
+		first = false;
+	}
+	if (n >= sizeof(text))
+		die_usage("invalid --scenario '%s': an event is too long", file);
+	return xstrdup(text);
+}
+
+/* Turn a scenario file into an argument list for parse_args(). */
+static void scenario_args(const char *file, int *argc_out, char ***argv_out)
+{
+	json_error_t jerr;
+	json_t *root = json_load_file(file, 0, &jerr), *v, *ev;
+	char **argv = xcalloc(2, sizeof(char *));
+	int argc = 1;
+	const char *key;
+	size_t i;
+
+	if (!root)
+		die_usage(
+			"invalid --scenario '%s': %s (line %d); expected a JSON object of options",
+			file, jerr.text, jerr.line);
+	if (!json_is_object(root))
+		die_usage("invalid --scenario '%s': expected a JSON object of options", file);
+	argv[0] = xstrdup("kvmstall");
+	json_object_foreach(root, key, v)
+	{
+		char opt[64];
+
+		if (!strcmp(key, "scenario") || !strcmp(key, "comment"))
+			continue;
+		argv = xrealloc(argv, (size_t)(argc + 3 + json_array_size(v) * 2) * sizeof(char *));
+		if (!strcmp(key, "events")) {
+			if (!json_is_array(v))
+				die_usage("invalid --scenario '%s': \"events\" must be a list",
+					  file);
+			json_array_foreach(v, i, ev)
+			{
+				argv[argc++] = xstrdup("--events");
+				argv[argc++] = scenario_event(file, ev);
+			}
+			continue;
+		}
+		snprintf(opt, sizeof(opt), "--%s", key);
+		if (json_is_boolean(v)) {
+			if (json_is_true(v))
+				argv[argc++] = xstrdup(opt);
+			continue;
+		}
+		argv[argc++] = xstrdup(opt);
+		argv[argc++] = scenario_value(file, key, v);
+	}
+	argv[argc] = NULL;
+	json_decref(root);
+	*argc_out = argc;
+	*argv_out = argv;
+}
+
+static const char *find_scenario(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			break;
+		if (!strncmp(argv[i], "--scenario=", 11))
+			return argv[i] + 11;
+		if (!strcmp(argv[i], "--scenario"))
+			return i + 1 < argc ? argv[i + 1] : NULL;
+	}
+	return NULL;
+}
+
+static void parse_args(struct ks_config *cfg, int argc, char **argv)
 {
 	size_t i;
 	int c;
 
-	*cfg = (struct ks_config){
-		.vcpus = 4,
-		.memory = GiB,
-		.backing = KS_BACKING_ANON,
-		.slots = 1,
-		.duration_ns = 10 * NSEC_PER_SEC,
-		.threshold_ns = KS_DEFAULT_THRESHOLD_NS,
-		.workload = KS_WL_TOUCH,
-		.stride = 4096,
-		.interval_ns = NSEC_PER_SEC,
-		.prefault = true,
-		.numa = true,
-		.argc = argc,
-		.argv = argv,
-	};
-	optind = 1;
+	optind = 0; /* 0: full rescan, also of a second argument list */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:m:b:w:d:t:j:i:qvhV", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:m:b:w:d:t:j:i:e:qvhV", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			cfg->vcpus = parse_count("--vcpus", optarg, KS_VCPUS_LIMIT);
@@ -262,6 +402,24 @@ void options__parse(struct ks_config *cfg, int argc, char **argv)
 		case OPT_CSV:
 			cfg->csv_path = optarg;
 			break;
+		case 'e':
+			add_event(cfg, optarg);
+			break;
+		case OPT_SUBMIT:
+			if (!strcmp(optarg, "auto"))
+				cfg->submit = KS_VIA_AUTO;
+			else if (!strcmp(optarg, "uring"))
+				cfg->submit = KS_VIA_URING;
+			else if (!strcmp(optarg, "syscall"))
+				cfg->submit = KS_VIA_SYSCALL;
+			else
+				bad("--submit", optarg, "expected auto, uring or syscall");
+			break;
+		case OPT_VERIFY_EVENTS:
+			cfg->verify_events = true;
+			break;
+		case OPT_SCENARIO:
+			break; /* read before the other options, see below */
 		case 'i':
 			if (!parse_duration(optarg, NSEC_PER_SEC, &cfg->interval_ns) ||
 			    cfg->interval_ns < NSEC_PER_SEC / 100 ||
@@ -291,6 +449,40 @@ void options__parse(struct ks_config *cfg, int argc, char **argv)
 		die_usage(
 			"unexpected argument '%s'; kvmstall takes options only, see kvmstall --help",
 			argv[optind]);
+}
+
+void options__parse(struct ks_config *cfg, int argc, char **argv)
+{
+	const char *scenario = find_scenario(argc, argv);
+	size_t i;
+
+	*cfg = (struct ks_config){
+		.vcpus = 4,
+		.memory = GiB,
+		.backing = KS_BACKING_ANON,
+		.slots = 1,
+		.duration_ns = 10 * NSEC_PER_SEC,
+		.threshold_ns = KS_DEFAULT_THRESHOLD_NS,
+		.workload = KS_WL_TOUCH,
+		.stride = 4096,
+		.interval_ns = NSEC_PER_SEC,
+		.prefault = true,
+		.numa = true,
+		.argc = argc,
+		.argv = argv,
+	};
+	if (scenario) {
+		int sargc;
+		char **sargv;
+
+		scenario_args(scenario, &sargc, &sargv);
+		parse_args(cfg, sargc, sargv);
+		cfg->scenario = scenario;
+	}
+	parse_args(cfg, argc, argv);
+	for (i = 0; i < cfg->nevents; i++)
+		if (cfg->events[i].via == KS_VIA_AUTO)
+			cfg->events[i].via = cfg->submit;
 	if (cfg->json_path)
 		check_output_path("--json", cfg->json_path);
 	if (cfg->csv_path)

@@ -100,6 +100,46 @@ static void table_row(const struct ks_run *r, FILE *f, const char *label, const 
 		note ? "  " : "", note ? note : "");
 }
 
+static const char *stream_via(const struct ks_stream *st)
+{
+	return st->skipped ? "skipped" : st->uring ? "io_uring" : "syscall";
+}
+
+/* Per stream: what was fired, how punctually, and the stalls it overlapped. */
+static void events_table(const struct ks_run *r, FILE *f)
+{
+	const struct ks_vm *vm = r->vm;
+	const struct ks_attrib *a = &r->attrib;
+	char b[4][24];
+	unsigned int k;
+
+	fprintf(f,
+		"\nhost memory events (stalls matched to the events in flight when they happened):\n");
+	fprintf(f, "%-40s %-8s %8s %9s %9s %9s %9s %8s %10s %9s\n", "stream", "via", "events",
+		"rate/s", "late-p99", "lat-p50", "lat-p99", "stalls", "stall-ms", "per-vCPU-s");
+	for (k = 0; k < vm->nstreams && k < a->n; k++) {
+		const struct ks_stream *st = &vm->streams[k];
+		const struct ks_attrib_stream *o = &a->s[k];
+
+		if (st->skipped) {
+			fprintf(f, "%-40.40s %-8s  (%s)\n", st->spec.text, "skipped", st->reason);
+			continue;
+		}
+		fprintf(f,
+			"%-40.40s %-8s %8" PRIu64 " %9.1f %9s %9s %9s %8" PRIu64
+			" %10.2f %9.2f%s%s\n",
+			st->spec.text, stream_via(st), o->events, o->achieved_rate,
+			fmt_ns(o->lateness_ns.p99, b[0], 24), fmt_ns(o->latency_ns.p50, b[1], 24),
+			fmt_ns(o->latency_ns.p99, b[2], 24), o->stalls, o->stall_ns / 1e6,
+			o->stalls_per_vcpu_s, o->errors ? "  errors: " : "",
+			o->errors ? strerror(-o->first_error) : "");
+	}
+	fprintf(f, "%-40s %-8s %8s %9s %9s %9s %9s %8" PRIu64 " %10.2f %9.2f\n",
+		"baseline (no event in flight)", "", "", "", "", "", "", a->base_stalls,
+		a->base_stall_ns / 1e6, a->base_per_vcpu_s);
+	(void)b[3];
+}
+
 void report__table(const struct ks_run *r, FILE *f)
 {
 	const struct ks_vm *vm = r->vm;
@@ -133,6 +173,8 @@ void report__table(const struct ks_run *r, FILE *f)
 		  r->ninvalid ? "(valid vCPUs only)" : NULL);
 	if (!per_vcpu)
 		fprintf(f, "(%u vCPUs: per-vCPU rows in --json, or with --verbose)\n", n);
+	if (vm->nstreams)
+		events_table(r, f);
 }
 
 /* ---- JSON ---- */
@@ -309,6 +351,89 @@ static json_t *json_host(const struct ks_vm *vm)
 	return o;
 }
 
+static json_t *json_pct(const struct ks_pct *p)
+{
+	return json_pack("{s:f, s:f, s:f}", "p50", p->p50, "p99", p->p99, "max", p->max);
+}
+
+static json_t *json_stream(const struct ks_run *r, const struct ks_stream *st,
+			   const struct ks_attrib_stream *o)
+{
+	const struct ks_ev_spec *sp = &st->spec;
+	json_t *j = json_object(), *att = json_object(), *log = json_array();
+	size_t i;
+
+	set(j, "spec", json_string(sp->text));
+	set(j, "kind", json_string(ks_ev_kind_name(sp->kind)));
+	set(j, "target", json_string(ks_ev_target_name(sp->target)));
+	set(j, "via", json_string(stream_via(st)));
+	set(j, "skipped", json_boolean(st->skipped));
+	set(j, "skip_reason", st->skipped ? json_string(st->reason) : json_null());
+	set(j, "requested_rate",
+	    sp->every_ns ? json_real((double)sp->burst * 1e9 / (double)sp->every_ns) :
+			   json_real(sp->rate));
+	set(j, "burst", json_integer(sp->burst));
+	set(j, "every_ns", jint(sp->every_ns));
+	set(j, "delay_ns", jint(sp->delay_ns));
+	set(j, "pages", jint(sp->pages));
+	set(j, "bytes_per_event", jint(sp->pages * r->vm->layout.page_size));
+	set(j, "events", jint(o->events));
+	set(j, "errors", jint(o->errors));
+	set(j, "first_error",
+	    o->first_error ? json_string(strerror(-o->first_error)) : json_null());
+	set(j, "achieved_rate", json_real(o->achieved_rate));
+	set(j, "latency_ns", json_pct(&o->latency_ns));
+	set(j, "lateness_ns", json_pct(&o->lateness_ns));
+	set(att, "stalls", jint(o->stalls));
+	set(att, "stall_ns", json_real(o->stall_ns));
+	set(att, "in_flight_ns", jint(o->coverage_ns));
+	set(att, "stalls_per_vcpu_s", json_real(o->stalls_per_vcpu_s));
+	set(j, "attribution", att);
+	if (r->vm->cfg->verify_events) {
+		json_t *v = json_object();
+
+		set(v, "verified", jint(st->verified));
+		set(v, "failed", jint(st->verify_failed));
+		set(v, "unknown", jint(st->verify_unknown));
+		set(v, "first_failure",
+		    st->verify_failed ? json_string(st->verify_note) : json_null());
+		set(j, "verify", v);
+	}
+	for (i = 0; i < st->nrecs; i++) {
+		const struct ks_ev_rec *e = &st->recs[i];
+
+		json_array_append_new(log,
+				      json_pack("[I, I, I, I, I, i, b, i]", (json_int_t)e->due_ns,
+						(json_int_t)e->start_ns, (json_int_t)e->end_ns,
+						(json_int_t)e->hva, (json_int_t)e->len,
+						(int)e->slot, (int)e->via_uring, (int)e->result));
+	}
+	set(j, "log", log);
+	return j;
+}
+
+static json_t *json_events(const struct ks_run *r)
+{
+	const struct ks_vm *vm = r->vm;
+	const struct ks_attrib *a = &r->attrib;
+	json_t *o = json_object(), *streams = json_array(), *base = json_object();
+	unsigned int k;
+
+	set(o, "log_columns",
+	    json_pack("[s, s, s, s, s, s, s, s]", "due_ns", "start_ns", "end_ns", "hva", "bytes",
+		      "slot", "io_uring", "result"));
+	for (k = 0; k < vm->nstreams && k < a->n; k++)
+		json_array_append_new(streams, json_stream(r, &vm->streams[k], &a->s[k]));
+	set(o, "streams", streams);
+	set(base, "stalls", jint(a->base_stalls));
+	set(base, "stall_ns", json_real(a->base_stall_ns));
+	set(base, "no_event_ns", jint(a->base_ns));
+	set(base, "stalls_per_vcpu_s", json_real(a->base_per_vcpu_s));
+	set(o, "baseline", base);
+	set(o, "stalls_in_run", jint(a->stalls_total));
+	return o;
+}
+
 int report__json(const struct ks_run *r, const char *path)
 {
 	const struct ks_vm *vm = r->vm;
@@ -376,6 +501,7 @@ int report__json(const struct ks_run *r, const char *path)
 	set(root, "total", o);
 	set(root, "vcpus", a);
 	set(root, "kvm_stats", json_kvmstats(&r->kstats));
+	set(root, "events", json_events(r));
 
 	rc = json_dump_file(root, path, JSON_INDENT(1) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));
 	json_decref(root);

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 
+#include "attrib.h"
 #include "kvmstall.h"
 #include "kvmstats.h"
 
@@ -22,6 +23,7 @@ struct ks_run {
 	uint64_t total_max;
 	uint64_t total_sum;
 	unsigned int ninvalid;
+	struct ks_attrib attrib;
 	/* CSV state */
 	FILE *csv;
 	uint64_t *csv_prev_iter;
