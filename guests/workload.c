@@ -73,7 +73,7 @@ void ks_guest_main(const struct ks_params *p)
 	const struct ks_control *ctl;
 	volatile uint64_t *mem;
 	uint64_t thr, prev, now, gap, iter = 0, hb_mask, words, pos = 0, page_words;
-	uint64_t off = 0, step, touches = 0;
+	uint64_t off = 0, step, touches = 0, pass = 0, old;
 	uint32_t wl;
 
 	if (p->magic != KS_PARAMS_MAGIC || p->abi_version != KS_ABI_VERSION)
@@ -107,10 +107,20 @@ void ks_guest_main(const struct ks_params *p)
 		case KS_WL_SPIN:
 			break;
 		case KS_WL_TOUCH:
-			mem[off] = iter;
+			/* Read back what the last pass wrote: events must not lose it silently. */
+			old = mem[off];
+			if (old != (pass ? ks_touch_marker(off, pass - 1) : 0)) {
+				if (old)
+					WRITE_ONCE(sh->corrupt, sh->corrupt + 1);
+				else
+					WRITE_ONCE(sh->zeroed, sh->zeroed + 1);
+			}
+			mem[off] = ks_touch_marker(off, pass);
 			off += step;
-			if (off >= words)
+			if (off >= words) {
 				off = 0;
+				pass++;
+			}
 			touches++;
 			break;
 		case KS_WL_FAULT:

@@ -234,6 +234,7 @@ int main(int argc, char **argv)
 	}
 	if (r.ninvalid)
 		r.failed = true;
+	report__check_data(&r);
 	if (!cfg.quiet)
 		report__table(&r, stdout);
 	if (cfg.json_path && report__json(&r, cfg.json_path) < 0)

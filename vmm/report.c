@@ -67,6 +67,43 @@ void report__finish(struct ks_run *r)
 	}
 }
 
+void report__check_data(struct ks_run *r)
+{
+	const struct ks_vm *vm = r->vm;
+	unsigned int i;
+
+	r->zeroed = r->corrupt = 0;
+	for (i = 0; i < vm->layout.nvcpus; i++) {
+		const struct ks_vcpu_stats *s = &vm->vcpus[i].stats;
+
+		if (!s->valid)
+			continue;
+		r->zeroed += s->zeroed;
+		r->corrupt += s->corrupt;
+	}
+	r->discarding_events = false;
+	for (i = 0; i < vm->nstreams; i++) {
+		const struct ks_stream *st = &vm->streams[i];
+
+		if (!st->skipped && st->nrecs && st->spec.target != KS_TGT_OUTSIDE &&
+		    !ks_ev_preserves_data(st->spec.kind))
+			r->discarding_events = true;
+	}
+	if (r->corrupt) {
+		pr_err("the guest read back %" PRIu64
+		       " words that held neither what it wrote nor zero: "
+		       "guest memory was corrupted",
+		       r->corrupt);
+		r->failed = true;
+	}
+	if (r->zeroed && !r->discarding_events) {
+		pr_err("the guest found %" PRIu64
+		       " words zeroed, but no event discarded guest memory",
+		       r->zeroed);
+		r->failed = true;
+	}
+}
+
 /* ---- table ---- */
 
 static const char *fmt_ns(double ns, char *buf, size_t len)
@@ -134,6 +171,11 @@ static void events_table(const struct ks_run *r, FILE *f)
 			o->stalls_per_vcpu_s, o->errors ? "  errors: " : "",
 			o->errors ? strerror(-o->first_error) : "");
 	}
+	if (r->zeroed)
+		fprintf(f,
+			"guest read back %" PRIu64
+			" zeroed words after events that discard memory\n",
+			r->zeroed);
 	fprintf(f, "%-40s %-8s %8s %9s %9s %9s %9s %8" PRIu64 " %10.2f %9.2f\n",
 		"baseline (no event in flight)", "", "", "", "", "", "", a->base_stalls,
 		a->base_stall_ns / 1e6, a->base_per_vcpu_s);
@@ -248,12 +290,15 @@ static json_t *json_vcpu(const struct ks_run *r, const struct ks_vcpu *v)
 	set(o, "region_bytes", jint(v->region_size));
 	set(o, "startup_ns", v->ready_ns ? jint(v->ready_ns - r->vm->start_ns) : json_null());
 	set(o, "exits", jint(v->exits));
+	set(o, "efault_retries", jint(v->efault_retries));
 	set(o, "tsc_at_t0", jint(v->tsc_at_start));
 	set(o, "valid", json_boolean(s->valid));
 	set(o, "invalid_reason", s->valid ? json_null() : json_string(s->invalid_reason));
 	set(o, "iterations", jint(s->valid ? s->iterations : 0));
 	set(o, "touches", jint(s->valid ? s->touches : 0));
 	set(o, "pages_walked", jint(s->valid ? s->position : 0));
+	set(o, "zeroed_reads", jint(s->valid ? s->zeroed : 0));
+	set(o, "corrupt_reads", jint(s->valid ? s->corrupt : 0));
 	set(o, "stalls",
 	    stall_summary(r, s->valid ? s->hist : empty, s->valid ? s->max_ticks : 0,
 			  s->valid ? s->stall_ticks : 0));
@@ -474,6 +519,10 @@ int report__json(const struct ks_run *r, const char *path)
 	set(o, "signal",
 	    r->signal ? json_string(r->signal == 2 ? "SIGINT" : "SIGTERM") : json_null());
 	set(o, "vcpus_discarded", json_integer(r->ninvalid));
+	set(o, "data_check",
+	    json_pack("{s:I, s:I, s:b}", "zeroed_reads", (json_int_t)r->zeroed, "corrupt_reads",
+		      (json_int_t)r->corrupt, "explained_by_events",
+		      r->discarding_events || !r->zeroed));
 	a = json_array();
 	for (i = 0; i < vm->layout.nvcpus; i++)
 		if (vm->vcpus[i].state == KS_VCPU_FAILED)

@@ -24,6 +24,9 @@ struct ks_run {
 	uint64_t total_sum;
 	unsigned int ninvalid;
 	struct ks_attrib attrib;
+	uint64_t zeroed;	/* touch read-backs that found zero */
+	uint64_t corrupt;	/* ... that found neither zero nor what was written */
+	bool discarding_events; /* some event discarded guest memory */
 	/* CSV state */
 	FILE *csv;
 	uint64_t *csv_prev_iter;
@@ -33,6 +36,11 @@ struct ks_run {
 
 /* Totals over the vCPUs whose data is valid; call once after the final read. */
 void report__finish(struct ks_run *r);
+/*
+ * Judge what the touch workload read back: corruption always fails the run,
+ * zeroed words fail it unless an event discarded guest memory.
+ */
+void report__check_data(struct ks_run *r);
 void report__table(const struct ks_run *r, FILE *f);
 /* Write the JSON report; returns 0 or -1 with errno-style reason printed. */
 int report__json(const struct ks_run *r, const char *path);

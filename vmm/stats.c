@@ -121,12 +121,17 @@ static bool read_counters(struct ks_vcpu_stats *s, const struct ks_shared *sh,
 	    !advance(s, "iterations", &s->iterations, rd(&sh->iterations)) ||
 	    !advance(s, "touches", &s->touches, rd(&sh->touches)) ||
 	    !advance(s, "position", &s->position, rd(&sh->position)) ||
+	    !advance(s, "zeroed count", &s->zeroed, rd(&sh->zeroed)) ||
+	    !advance(s, "corrupt count", &s->corrupt, rd(&sh->corrupt)) ||
 	    !advance(s, "last TSC", &s->last_tsc, v))
 		return false;
 	*stalls = rd(&sh->stalls);
 	if (*stalls < s->ring_tail)
 		return invalid(s, "stall count went backwards (%" PRIu64 " after %" PRIu64 ")",
 			       *stalls, s->ring_tail);
+	if (s->zeroed + s->corrupt > s->touches + 65536)
+		return invalid(s, "more failed read-backs (%" PRIu64 ") than touches",
+			       s->zeroed + s->corrupt);
 	if (s->position > lim->max_position)
 		return invalid(s, "position %" PRIu64 " beyond what the run allows", s->position);
 	return true;

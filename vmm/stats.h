@@ -36,6 +36,8 @@ struct ks_vcpu_stats {
 	uint64_t iterations;
 	uint64_t touches;
 	uint64_t position;
+	uint64_t zeroed;
+	uint64_t corrupt;
 	uint64_t stalls;
 	uint64_t stall_ticks;
 	uint64_t max_ticks;

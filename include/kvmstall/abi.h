@@ -8,7 +8,7 @@
 #ifndef KVMSTALL__ABI_H
 #define KVMSTALL__ABI_H
 
-#define KS_ABI_VERSION 1
+#define KS_ABI_VERSION 2
 #define KS_PARAMS_MAGIC 0x6b7673746c6c7031    /* "kvstllp1" */
 #define KS_SHARED_MAGIC 0x6b7673746c6c7331ULL /* "kvstlls1" */
 
@@ -105,6 +105,8 @@ struct ks_shared {
 	uint64_t iterations;
 	uint64_t touches;     /* memory writes done (touch, fault) */
 	uint64_t position;    /* pages walked so far (fault workload) */
+	uint64_t zeroed;      /* touch: words that read back as zero, not as written */
+	uint64_t corrupt;     /* touch: words that read back as neither */
 	uint64_t stalls;      /* stalls recorded = ring entries written */
 	uint64_t stall_ticks; /* sum of all stall lengths */
 	uint64_t max_ticks;   /* longest stall */
@@ -121,6 +123,15 @@ _Static_assert(sizeof(struct ks_params) <= 0x1000, "params fit a page");
 _Static_assert(KS_VCPU_SHARED_OFF + sizeof(struct ks_shared) <= KS_VCPU_STACK0_OFF,
 	       "shared area overlaps the stacks");
 _Static_assert((KS_RING_ENTRIES & (KS_RING_ENTRIES - 1)) == 0, "ring size");
+
+/*
+ * What the touch workload writes to the word at index @off in pass @pass:
+ * never zero, different from one pass to the next.
+ */
+static inline uint64_t ks_touch_marker(uint64_t off, uint64_t pass)
+{
+	return ((off + 1) << 20) | ((pass + 1) & 0xfffff);
+}
 
 /* Histogram bucket of a tick count; used by guest and VMM alike. */
 static inline unsigned int ks_hist_bucket(uint64_t ticks)
