@@ -22,8 +22,19 @@ expect_usage "not a multiple of" --memory 1G --slots 3
 expect_usage "invalid --json '/nonexistent/out.json'" --json /nonexistent/out.json
 expect_usage "invalid --csv" --csv /proc/no-such-dir/x.csv
 expect_usage "unknown option '--frob'" --frob
+expect_usage "unknown kind 'madvise-nap'" --events madvise-nap:inside
+expect_usage "unknown key 'speed'" --events mprotect:inside:speed=3
+expect_usage "bad value '0' for rate" --events mprotect:inside:rate=0
+expect_usage "bad value '-10' for rate" --events mprotect:inside:rate=-10
+expect_usage "unknown target 'somewhere'" --events mprotect:somewhere
+expect_usage "invalid --submit" --submit pigeon
+expect_usage "invalid --scenario" --scenario /nonexistent.json
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
 	expect_usage "KVM_CAP_MAX_VCPUS" --vcpus 4096 --memory 8G
+	expect_usage "bigger than the target" --memory 64M --events madvise-dontneed:inside:pages=16385
+	expect_usage "bigger than the target" --memory 64M --events madvise-dontneed:outside:pages=513
+	expect_usage "punch needs a memfd backing" --memory 64M --events punch:inside
+	expect_usage "slot 3 does not exist" --memory 64M --events mprotect:inside:slots=3
 	# Not enough hugepages: ask for more than the pool can have free right now.
 	free=$(hp_free 2048 2>/dev/null || echo 0)
 	want=$(((free + 64) * 2))M
