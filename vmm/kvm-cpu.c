@@ -25,6 +25,9 @@
 #include "util.h"
 
 #define SIG_VCPU_KICK SIGUSR1
+/* An mprotect event's read-only window is microseconds to milliseconds long. */
+#define KS_EFAULT_PATIENCE_NS (2 * NSEC_PER_SEC)
+#define KS_EFAULT_EPISODE_NS (10 * 1000 * 1000ULL)
 #define MSR_IA32_TSC 0x10
 
 static const char *const exit_names[] = {
@@ -154,13 +157,25 @@ static void run_loop(struct ks_vcpu *vcpu)
 	struct kvm_run *run = vcpu->run;
 	struct kvm_regs regs;
 
+	uint64_t efault_since = 0, efault_last = 0, t;
+
 	for (;;) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+			/*
+			 * Guest wrote memory an mprotect event had made read-only: wait
+			 * for it to be writable again, but not for ever.
+			 */
 			if (errno == EFAULT && protect_in_flight(vcpu->vm)) {
-				/* Guest wrote memory an mprotect event had made read-only. */
-				vcpu->efault_retries++;
-				sched_yield();
-				continue;
+				t = now_ns();
+				/* A new episode unless the last EFAULT was just now. */
+				if (t - efault_last > KS_EFAULT_EPISODE_NS)
+					efault_since = t;
+				efault_last = t;
+				if (t - efault_since < KS_EFAULT_PATIENCE_NS) {
+					vcpu->efault_retries++;
+					sched_yield();
+					continue;
+				}
 			}
 			if (errno == EINTR || errno == EAGAIN) {
 				if (run->immediate_exit) {
