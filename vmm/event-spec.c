@@ -66,6 +66,22 @@ bool ks_ev_preserves_data(enum ks_ev_kind k)
 	}
 }
 
+bool ks_via_parse(const char *s, enum ks_via *out)
+{
+	static const char *const names[] = {
+		[KS_VIA_AUTO] = "auto", [KS_VIA_URING] = "uring", [KS_VIA_SYSCALL] = "syscall"
+	};
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(names); i++) {
+		if (!strcmp(s, names[i])) {
+			*out = (enum ks_via)i;
+			return true;
+		}
+	}
+	return false;
+}
+
 static int lookup(const char *const *names, size_t n, const char *s)
 {
 	size_t i;
@@ -167,13 +183,7 @@ static int parse_key(struct ks_ev_spec *o, const char *key, const char *val, cha
 				   "edge is before, after, first, last or all");
 		o->edge = (enum ks_edge)i;
 	} else if (!strcmp(key, "via")) {
-		if (!strcmp(val, "auto"))
-			o->via = KS_VIA_AUTO;
-		else if (!strcmp(val, "uring"))
-			o->via = KS_VIA_URING;
-		else if (!strcmp(val, "syscall"))
-			o->via = KS_VIA_SYSCALL;
-		else
+		if (!ks_via_parse(val, &o->via))
 			return bad(err, errlen, text, what, "via is auto, uring or syscall");
 	} else {
 		snprintf(what, sizeof(what), "unknown key '%s'", key);

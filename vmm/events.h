@@ -75,6 +75,8 @@ struct ks_ev_spec {
 };
 
 const char *ks_ev_kind_name(enum ks_ev_kind k);
+/* "auto", "uring" or "syscall". */
+bool ks_via_parse(const char *s, enum ks_via *out);
 const char *ks_ev_target_name(enum ks_ev_target t);
 /* Whether the kind keeps the data of the range (guest reads back what it wrote). */
 bool ks_ev_preserves_data(enum ks_ev_kind k);

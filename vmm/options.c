@@ -406,13 +406,7 @@ static void parse_args(struct ks_config *cfg, int argc, char **argv)
 			add_event(cfg, optarg);
 			break;
 		case OPT_SUBMIT:
-			if (!strcmp(optarg, "auto"))
-				cfg->submit = KS_VIA_AUTO;
-			else if (!strcmp(optarg, "uring"))
-				cfg->submit = KS_VIA_URING;
-			else if (!strcmp(optarg, "syscall"))
-				cfg->submit = KS_VIA_SYSCALL;
-			else
+			if (!ks_via_parse(optarg, &cfg->submit))
 				bad("--submit", optarg, "expected auto, uring or syscall");
 			break;
 		case OPT_VERIFY_EVENTS:
