@@ -33,7 +33,7 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
 	expect_usage "KVM_CAP_MAX_VCPUS" --vcpus 4096 --memory 8G
 	expect_usage "bigger than the target" --memory 64M --events madvise-dontneed:inside:pages=16385
 	expect_usage "bigger than the target" --memory 64M --events madvise-dontneed:outside:pages=513
-	expect_usage "punch needs a memfd backing" --memory 64M --events punch:inside
+	expect_usage "io_uring has no operation for mprotect" --memory 64M --events mprotect:inside:via=uring
 	expect_usage "slot 3 does not exist" --memory 64M --events mprotect:inside:slots=3
 	# Not enough hugepages: ask for more than the pool can have free right now.
 	free=$(hp_free 2048 2>/dev/null || echo 0)

@@ -32,7 +32,7 @@ run_vm delay --vcpus 1 --memory 16M --workload spin --duration 2 \
 n=$(count delay)
 check "100/s starting after 1 s of 2 gives 100 +- 1 events ($n)" test "$n" -ge 99 -a "$n" -le 101
 check "no event before the delay" jq_true "$TMP/delay.json" \
-	'.timing.run_start_monotonic_ns + 1000000000 as $t | all(.events.streams[0].log[]; .[0] >= $t)'
+	'(.timing.run_start_monotonic_ns + 1000000000) as $t | all(.events.streams[0].log[]; .[0] >= $t)'
 
 run_vm count --vcpus 1 --memory 16M --workload spin --duration 1 \
 	--events madvise-dontneed:outside:rate=1000,count=7
@@ -43,4 +43,17 @@ run_vm two --vcpus 2 --memory 16M --workload touch --duration 2 \
 	--events madvise-dontneed:outside:rate=2000 --events mprotect:inside:rate=10
 check "two streams: 4000 and 20 events" jq_true "$TMP/two.json" \
 	'[.events.streams[].events] as $n | ($n[0] - 4000 | fabs) <= 2 and ($n[1] - 20 | fabs) <= 1'
+# --submit uring sends what io_uring can do through it, the rest as syscalls.
+run_vm submit --vcpus 1 --memory 16M --workload spin --duration 1 --submit uring \
+	--events madvise-dontneed:outside:rate=50 --events mprotect:outside:rate=50 \
+	--events madvise-dontneed:outside:rate=50,via=syscall
+ok $? "--submit uring with an mprotect stream runs"
+check "--submit uring: madvise through io_uring, mprotect and via=syscall as syscalls" \
+	jq_true "$TMP/submit.json" '[.events.streams[].via] == ["io_uring", "syscall", "syscall"]'
+
+# Sequential placement over two slots: each slot gets both its decoys in turn.
+run_vm seq --vcpus 1 --memory 16M --slots 2 --workload spin --duration 1 \
+	--events madvise-dontneed:outside:rate=40,placement=seq
+check "sequential outside events take both decoys of both slots in turn" jq_true "$TMP/seq.json" \
+	'([.events.streams[0].log[0:4][] | .[3]] | sort) == ([.layout.slots[] | .decoy_before_hva, .decoy_after_hva] | sort)'
 done_testing

@@ -185,6 +185,7 @@ static int parse_key(struct ks_ev_spec *o, const char *key, const char *val, cha
 	} else if (!strcmp(key, "via")) {
 		if (!ks_via_parse(val, &o->via))
 			return bad(err, errlen, text, what, "via is auto, uring or syscall");
+		o->via_given = true;
 	} else {
 		snprintf(what, sizeof(what), "unknown key '%s'", key);
 		return bad(

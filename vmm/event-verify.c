@@ -92,6 +92,20 @@ static bool vmflag(uintptr_t addr, const char *flag, bool *set)
 	return true;
 }
 
+static bool idle_bit(uint64_t pfn, bool *set)
+{
+	int fd = open("/sys/kernel/mm/page_idle/bitmap", O_RDONLY | O_CLOEXEC);
+	uint64_t word;
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = pread(fd, &word, 8, (off_t)(pfn / 64 * 8)) == 8;
+	close(fd);
+	*set = word >> (pfn % 64) & 1;
+	return ok;
+}
+
 /* "rw-p" of the mapping at @addr. */
 bool ks_verify_prot(uintptr_t addr, char *perm, size_t len)
 {
@@ -122,10 +136,12 @@ int ks_verify_event(struct ks_stream *st, uintptr_t addr, uint64_t len, uint64_t
 	case KS_EV_REMOVE:
 	case KS_EV_PUNCH:
 	case KS_EV_REMAP:
+	case KS_EV_PAGEOUT:
+		/* Gone, or for pageout also swapped out (bit 62: swap entry). */
 		for (off = 0; off < len; off += 4096) {
 			if (!pagemap_entry(addr + off, &ent))
 				return -1;
-			present += ent >> 63;
+			present += (ent >> 63) & 1;
 		}
 		if (present)
 			snprintf(why, wl, "%" PRIu64 " of %" PRIu64 " pages still mapped", present,
@@ -184,6 +200,22 @@ int ks_verify_event(struct ks_stream *st, uintptr_t addr, uint64_t len, uint64_t
 		if (!ks_verify_prot(addr, perm, sizeof(perm)))
 			snprintf(why, wl, "nothing mapped at the range after moving it back");
 		return ks_verify_prot(addr, perm, sizeof(perm)) && !strncmp(perm, "rw", 2);
+	case KS_EV_AGE_IDLE:
+		for (off = 0; off < len; off += 4096) {
+			uint64_t pfn;
+
+			if (!pagemap_entry(addr + off, &ent))
+				return -1;
+			if (!(ent >> 63))
+				continue;
+			pfn = ent & ((1ULL << 55) - 1);
+			if (!pfn || !idle_bit(pfn, &set))
+				return -1;
+			present += !set;
+		}
+		if (present)
+			snprintf(why, wl, "%" PRIu64 " pages not marked idle", present);
+		return !present;
 	case KS_EV_MIGRATE:
 		if (move_pages(0, 1, &page, NULL, &node, 0) < 0)
 			return -1;

@@ -95,6 +95,9 @@ static const char *unsupported(const struct ks_vm *vm, enum ks_ev_kind k)
 				return "there is no swap, so anonymous pages cannot be paged out";
 		}
 		return NULL;
+	case KS_EV_PUNCH:
+		return b->memfd ? NULL :
+				  "punching holes needs a file: use --backing memfd-hugetlb-2M";
 	case KS_EV_REMOVE:
 		return b->memfd ?
 			       NULL :
@@ -117,9 +120,13 @@ static const char *unsupported(const struct ks_vm *vm, enum ks_ev_kind k)
 		}
 		return NULL;
 	case KS_EV_MIGRATE:
-		return vm->nnodes < 2 ?
-			       "this host has one NUMA node: there is nowhere to migrate to" :
-			       NULL;
+		if (!vm->cfg->numa)
+			return "NUMA placement is off (--no-numa)";
+		if (numa_available() < 0)
+			return "libnuma finds no NUMA support on this host";
+		if (vm->nnodes < 2)
+			return "this host has one NUMA node with memory: there is nowhere to migrate to";
+		return NULL;
 	case KS_EV_AGE_IDLE:
 		return access("/sys/kernel/mm/page_idle/bitmap", W_OK) < 0 ?
 			       "this kernel has no idle page tracking (CONFIG_IDLE_PAGE_TRACKING)" :
@@ -146,16 +153,26 @@ static void skip_stream(struct ks_stream *st, const char *why)
 	pr_warning("--events '%s' skipped: %s", st->spec.text, why);
 }
 
-/* A slot the spec allows, chosen for event @n. */
-static struct ks_slot *pick_slot(struct ks_stream *st, uint64_t n)
+/*
+ * A slot the spec allows, chosen for event @n.  Sequential placement takes
+ * the slots in turn; *@local counts the events that slot got, so that its
+ * ranges (and edge variants) advance independently of the number of slots.
+ */
+static struct ks_slot *pick_slot(struct ks_stream *st, uint64_t n, uint64_t *local)
 {
 	struct ks_vm *vm = st->vm;
-	unsigned int i, count = 0, want;
-	uint64_t mask = st->spec.slot_mask;
+	unsigned int i, count = 0;
+	uint64_t mask = st->spec.slot_mask, want;
 
 	for (i = 0; i < vm->layout.nslots; i++)
 		count += !mask || (i < 64 && (mask >> i & 1));
-	want = (unsigned int)((st->spec.random ? xorshift(&st->rng) : n) % count);
+	if (st->spec.random) {
+		want = xorshift(&st->rng) % count;
+		*local = n;
+	} else {
+		want = n % count;
+		*local = n / count;
+	}
 	for (i = 0; i < vm->layout.nslots; i++) {
 		if (mask && (i >= 64 || !(mask >> i & 1)))
 			continue;
@@ -189,11 +206,6 @@ void events__prepare(struct ks_vm *vm)
 						"slots 0 to %u",
 						s->text, k, vm->layout.nslots - 1);
 		}
-		if (s->kind == KS_EV_PUNCH && !vm->backing->memfd)
-			die_usage(
-				"invalid --events '%s': punch needs a memfd backing; use --backing "
-				"memfd-hugetlb-2M",
-				s->text);
 		why = unsupported(vm, s->kind);
 		if (why) {
 			skip_stream(st, why);
@@ -203,6 +215,11 @@ void events__prepare(struct ks_vm *vm)
 			op = IORING_OP_MADVISE;
 		else if (s->kind == KS_EV_PUNCH)
 			op = IORING_OP_FALLOCATE;
+		if (s->via == KS_VIA_URING && op < 0 && !s->via_given) {
+			/* --submit uring: what io_uring cannot do goes as syscalls */
+			st->uring = false;
+			continue;
+		}
 		if (s->via == KS_VIA_URING && op < 0)
 			die_usage(
 				"invalid --events '%s': io_uring has no operation for %s; use via=syscall "
@@ -448,18 +465,19 @@ static void *stream_thread(void *arg)
 		     nb++) {
 			struct pending *p = &batch[nb];
 			struct ks_ev_range r;
-			uint64_t pick = s->random ? xorshift(&st->rng) : st->seq++;
+			uint64_t local, pick;
 
 			memset(p, 0, sizeof(*p));
 			p->n = k + nb;
-			p->slot = pick_slot(st, p->n);
-			if (ks_ev_range(&vm->layout, s, p->n, pick, &r, err, sizeof(err)) < 0)
+			p->slot = pick_slot(st, p->n, &local);
+			pick = s->random ? xorshift(&st->rng) : local;
+			if (ks_ev_range(&vm->layout, s, local, pick, &r, err, sizeof(err)) < 0)
 				die("internal: %s", err);
 			p->off = r.off;
 			p->rec.due_ns = due_of(st, p->n);
 			p->rec.hva = (uintptr_t)(p->slot->reserve + r.off);
 			p->rec.len = r.len;
-			p->rec.slot = r.overlaps_slot ? (int16_t)p->slot->id : -1;
+			p->rec.slot = r.overlaps_slot ? (int16_t)(p->slot - vm->slots) : -1;
 		}
 		if (uring) {
 			unsigned int queued = 0;

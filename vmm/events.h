@@ -71,7 +71,8 @@ struct ks_ev_spec {
 	bool random;	    /* random placement, else sequential */
 	uint64_t slot_mask; /* slots to aim at (bit i: slot i); all when 0 */
 	enum ks_via via;
-	char text[160]; /* the spec as given, for reports */
+	bool via_given; /* via= in the spec: --submit does not override it */
+	char text[256]; /* the spec as given, for reports */
 };
 
 const char *ks_ev_kind_name(enum ks_ev_kind k);
@@ -112,7 +113,7 @@ struct ks_ev_rec {
 	uint64_t end_ns;
 	uint64_t hva;
 	uint64_t len;
-	int16_t slot; /* KVM slot id it overlapped, -1 for none */
+	int16_t slot; /* test slot index (as in slots=) it overlapped, -1 for none */
 	uint8_t via_uring;
 	int32_t result; /* 0 or -errno */
 };
@@ -133,7 +134,6 @@ struct ks_stream {
 	size_t caprecs;
 	uint64_t errors;
 	uint64_t rng;
-	uint64_t seq;	  /* next sequential page */
 	uint64_t t_start; /* the run's start, the schedule's origin */
 	uint8_t *scratch; /* mremap: where the range moves to and back from */
 	uint64_t t_end;	  /* no event due at or after this is fired */

@@ -235,6 +235,16 @@ int main(int argc, char **argv)
 	if (r.ninvalid)
 		r.failed = true;
 	report__check_data(&r);
+	for (i = 0; i < vm.nstreams; i++) {
+		const struct ks_stream *st = &vm.streams[i];
+
+		if (st->verify_failed) {
+			pr_err("--events '%s': %" PRIu64
+			       " of %zu events did not take effect; first: %s",
+			       st->spec.text, st->verify_failed, st->nrecs, st->verify_note);
+			r.failed = true;
+		}
+	}
 	if (!cfg.quiet)
 		report__table(&r, stdout);
 	if (cfg.json_path && report__json(&r, cfg.json_path) < 0)

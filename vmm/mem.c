@@ -210,7 +210,8 @@ static void prepare_pool(struct ks_vm *vm)
 	if (vm->cfg->workload == KS_WL_FAULT)
 		total += 2ULL * l->nvcpus * (ks_layout_fault_chunk_bytes(l) / l->page_size);
 	for (i = 0; i < vm->nstreams; i++)
-		total += events__pool_headroom(&vm->streams[i].spec);
+		if (!vm->streams[i].skipped)
+			total += events__pool_headroom(&vm->streams[i].spec);
 	if (vm->nnodes > 1) {
 		for (i = 0; i < vm->nnodes; i++)
 			max_node = vm->nodes[i] > max_node ? vm->nodes[i] : max_node;

@@ -475,7 +475,7 @@ void options__parse(struct ks_config *cfg, int argc, char **argv)
 	}
 	parse_args(cfg, argc, argv);
 	for (i = 0; i < cfg->nevents; i++)
-		if (cfg->events[i].via == KS_VIA_AUTO)
+		if (!cfg->events[i].via_given)
 			cfg->events[i].via = cfg->submit;
 	if (cfg->json_path)
 		check_output_path("--json", cfg->json_path);

@@ -81,13 +81,20 @@ void report__check_data(struct ks_run *r)
 		r->zeroed += s->zeroed;
 		r->corrupt += s->corrupt;
 	}
+	/* Only events that really discarded part of a memslot explain zeroed words. */
 	r->discarding_events = false;
-	for (i = 0; i < vm->nstreams; i++) {
+	for (i = 0; i < vm->nstreams && !r->discarding_events; i++) {
 		const struct ks_stream *st = &vm->streams[i];
+		size_t k;
 
-		if (!st->skipped && st->nrecs && st->spec.target != KS_TGT_OUTSIDE &&
-		    !ks_ev_preserves_data(st->spec.kind))
-			r->discarding_events = true;
+		if (ks_ev_preserves_data(st->spec.kind))
+			continue;
+		for (k = 0; k < st->nrecs; k++) {
+			if (st->recs[k].slot >= 0 && !st->recs[k].result) {
+				r->discarding_events = true;
+				break;
+			}
+		}
 	}
 	if (r->corrupt) {
 		pr_err("the guest read back %" PRIu64
@@ -170,8 +177,13 @@ static void events_table(const struct ks_run *r, FILE *f)
 			fmt_ns(o->latency_ns.p99, b[2], 24), o->stalls, o->stall_ns / 1e6,
 			o->stalls_per_vcpu_s, o->errors ? "  errors: " : "",
 			o->errors ? strerror(-o->first_error) : "");
+		if (vm->cfg->verify_events)
+			fprintf(f,
+				"%-40s verified %" PRIu64 " of %" PRIu64 ", %" PRIu64
+				" failed, %" PRIu64 " could not be checked\n",
+				"", st->verified, o->events, st->verify_failed, st->verify_unknown);
 	}
-	if (r->zeroed)
+	if (r->zeroed && r->discarding_events)
 		fprintf(f,
 			"guest read back %" PRIu64
 			" zeroed words after events that discard memory\n",
@@ -373,6 +385,12 @@ static json_t *json_config(const struct ks_vm *vm)
 	set(o, "prefault", json_boolean(c->prefault));
 	set(o, "numa", json_boolean(c->numa));
 	set(o, "reserve_hugepages", json_boolean(c->reserve_hugepages));
+	set(o, "verify_events", json_boolean(c->verify_events));
+	set(o, "submit",
+	    json_string(c->submit == KS_VIA_URING   ? "uring" :
+			c->submit == KS_VIA_SYSCALL ? "syscall" :
+						      "auto"));
+	set(o, "scenario", jstr_or_null(c->scenario));
 	return o;
 }
 
@@ -509,6 +527,8 @@ int report__json(const struct ks_run *r, const char *path)
 	    vm->all_ready_ns ? jint(vm->all_ready_ns - vm->start_ns) : json_null());
 	set(t, "prefault_ns", jint(vm->prefault_ns));
 	set(t, "prefault_bytes", jint(vm->prefault_bytes));
+	set(t, "t0_monotonic_ns", jint(vm->t0_ns));
+	set(t, "run_start_monotonic_ns", jint(r->run_start_ns));
 	set(t, "run_ns",
 	    jint(r->run_end_ns > r->run_start_ns ? r->run_end_ns - r->run_start_ns : 0));
 	set(t, "fault_recycled_bytes", jint(vm->recycled_bytes));
