@@ -19,6 +19,19 @@ for n in 1 4 64 256; do
 	fi
 done
 
+# The acceptance run: 256 vCPUs on 4 GiB of 2 MiB HugeTLB pages.
+hp_lock
+if hp_reserve 2048 2050; then
+	run_vm big --vcpus 256 --memory 4G --backing hugetlb-2M --duration 2
+	ok $? "256 vCPUs, 4 GiB hugetlb-2M: run succeeds"
+	check "256 vCPUs, 4 GiB hugetlb-2M: 256 entries, each with iterations and a histogram" \
+		jq_true "$TMP/big.json" \
+		'(.vcpus | length) == 256 and all(.vcpus[]; .iterations > 0 and (.histogram | type) == "array" and ([.histogram[].count] | add // 0) == .stalls.count)'
+	hp_release 2048
+else
+	skip "256 vCPUs on hugetlb-2M: cannot reserve 2050 2 MiB pages"
+fi
+
 # Thread names, seen from /proc while the VM runs.
 "$KVMSTALL" --vcpus 3 --memory 64M --workload spin --duration 3 --quiet &
 pid=$!
