@@ -66,7 +66,7 @@ int main(void)
 	FILE *f;
 	int fd;
 
-	tap_plan(22);
+	tap_plan(23);
 	vm.backing = ks_backing_info(KS_BACKING_HUGETLB_2M);
 	vm.layout = (struct ks_layout){ .nvcpus = 3,
 					.nslots = 1,
@@ -81,6 +81,9 @@ int main(void)
 		};
 		ks_stats_init(&vcpus[i].stats);
 		vcpus[i].stats.iterations = 1000000 * (i + 1);
+		/* Each vCPU measured for 2 s of guest TSC (1 tick = 1 ns at this tsc_khz). */
+		vcpus[i].stats.first_tsc = 1000;
+		vcpus[i].stats.last_tsc = 1000 + 2 * NSEC_PER_SEC;
 	}
 	/* vCPU 0: stalls of 2, 4 ... 20 us; vCPU 1: none; vCPU 2: discarded. */
 	for (i = 1; i <= 10; i++)
@@ -109,6 +112,7 @@ int main(void)
 		       num(root, "vcpus.0.stalls.p50_ns") <= 11000,
 	       "vCPU 0 p50 near 10 us (%.0f)", num(root, "vcpus.0.stalls.p50_ns"));
 	tap_ok(num(root, "vcpus.0.stalls.per_second") == 5, "vCPU 0: 10 stalls in 2 s = 5/s");
+	tap_ok(num(root, "total.vcpu_seconds") == 4, "total: 2 valid vCPUs x 2 s measured");
 	for (k = 0; k < json_array_size(json_object_get(json_array_get(v, 0), "histogram")); k++)
 		hsum += (uint64_t)json_integer_value(json_object_get(
 			json_array_get(json_object_get(json_array_get(v, 0), "histogram"), k),

@@ -50,6 +50,17 @@ struct spans {
 	size_t n;
 };
 
+/* Sort by start and compute the running maximum of the ends. */
+static void spans_sort(struct spans *sp)
+{
+	size_t i;
+
+	qsort(sp->s, sp->n, sizeof(*sp->s), cmp_span);
+	for (i = 0; i < sp->n; i++)
+		sp->max_end[i] = i && sp->max_end[i - 1] > sp->s[i].end ? sp->max_end[i - 1] :
+									  sp->s[i].end;
+}
+
 static void spans_build(struct spans *sp, const struct ks_stream *st)
 {
 	size_t i;
@@ -62,10 +73,7 @@ static void spans_build(struct spans *sp, const struct ks_stream *st)
 		sp->s[i].end = st->recs[i].end_ns > st->recs[i].start_ns ? st->recs[i].end_ns :
 									   st->recs[i].start_ns + 1;
 	}
-	qsort(sp->s, sp->n, sizeof(*sp->s), cmp_span);
-	for (i = 0; i < sp->n; i++)
-		sp->max_end[i] = i && sp->max_end[i - 1] > sp->s[i].end ? sp->max_end[i - 1] :
-									  sp->s[i].end;
+	spans_sort(sp);
 }
 
 /* Whether any span overlaps [a, b). */
@@ -134,6 +142,10 @@ static void stream_timing(const struct ks_stream *st, struct ks_attrib_stream *o
 	}
 	o->latency_ns = ks_percentiles(lat, st->nrecs);
 	o->lateness_ns = ks_percentiles(late, st->nrecs);
+	/* Over the run, or longer when the stream caught up after its end. */
+	for (i = 0; i < st->nrecs; i++)
+		if (st->recs[i].end_ns > run_end_ns)
+			run_end_ns = st->recs[i].end_ns;
 	if (run_end_ns > first_due)
 		o->achieved_rate = (double)st->nrecs * 1e9 / (double)(run_end_ns - first_due);
 	free(lat);
@@ -164,10 +176,7 @@ void attrib__compute(struct ks_vm *vm, uint64_t run_start_ns, uint64_t run_end_n
 	for (k = 0; k < a->n; k++)
 		for (j = 0; j < sp[k].n; j++)
 			all.s[all.n++] = sp[k].s[j];
-	qsort(all.s, all.n, sizeof(*all.s), cmp_span);
-	for (j = 0; j < all.n; j++)
-		all.max_end[j] = j && all.max_end[j - 1] > all.s[j].end ? all.max_end[j - 1] :
-									  all.s[j].end;
+	spans_sort(&all);
 	a->base_ns = run_end_ns - run_start_ns - spans_cover(&all, run_start_ns, run_end_ns);
 
 	for (i = 0; i < vm->layout.nvcpus; i++) {

@@ -23,16 +23,12 @@
 #define KPF_ACTIVE 6
 #define KPF_SWAPBACKED 14
 
+/* /proc/self/pagemap, opened once per check (stream threads check concurrently). */
+static __thread int pagemap_fd = -1;
+
 static bool pagemap_entry(uintptr_t addr, uint64_t *ent)
 {
-	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	ok = pread(fd, ent, 8, (off_t)(addr / 4096 * 8)) == 8;
-	close(fd);
-	return ok;
+	return pagemap_fd >= 0 && pread(pagemap_fd, ent, 8, (off_t)(addr / 4096 * 8)) == 8;
 }
 
 static bool kpageflags(uint64_t pfn, uint64_t *flags)
@@ -61,8 +57,8 @@ static bool vma_line(const char *file, uintptr_t addr, const char *field, char *
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long lo, hi;
 
-		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, ' ') &&
-		    line[strcspn(line, " ")] == ' ' && strchr(line, '-') < strchr(line, ' ')) {
+		/* A mapping's header line starts "lo-hi "; field lines start with a name. */
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
 			in = addr >= lo && addr < hi;
 			if (in && !field[0]) {
 				snprintf(out, len, "%s", line);
@@ -120,9 +116,25 @@ bool ks_verify_prot(uintptr_t addr, char *perm, size_t len)
 	return true;
 }
 
+static int verify_kind(struct ks_stream *st, uintptr_t addr, uint64_t len, uint64_t n, char *why,
+		       size_t wl);
+
 /* 1 verified, 0 not (why says what was seen), -1 cannot tell. */
 int ks_verify_event(struct ks_stream *st, uintptr_t addr, uint64_t len, uint64_t n, char *why,
 		    size_t wl)
+{
+	int v;
+
+	pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	v = verify_kind(st, addr, len, n, why, wl);
+	if (pagemap_fd >= 0)
+		close(pagemap_fd);
+	pagemap_fd = -1;
+	return v;
+}
+
+static int verify_kind(struct ks_stream *st, uintptr_t addr, uint64_t len, uint64_t n, char *why,
+		       size_t wl)
 {
 	enum ks_ev_kind k = st->spec.kind;
 	uint64_t off, ent, fl, present = 0;
@@ -197,9 +209,10 @@ int ks_verify_event(struct ks_stream *st, uintptr_t addr, uint64_t len, uint64_t
 		}
 		return 1;
 	case KS_EV_MREMAP:
-		if (!ks_verify_prot(addr, perm, sizeof(perm)))
-			snprintf(why, wl, "nothing mapped at the range after moving it back");
-		return ks_verify_prot(addr, perm, sizeof(perm)) && !strncmp(perm, "rw", 2);
+		if (ks_verify_prot(addr, perm, sizeof(perm)) && !strncmp(perm, "rw", 2))
+			return 1;
+		snprintf(why, wl, "the range is not mapped read-write after moving it back");
+		return 0;
 	case KS_EV_AGE_IDLE:
 		for (off = 0; off < len; off += 4096) {
 			uint64_t pfn;

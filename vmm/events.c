@@ -35,6 +35,8 @@
 #define MADV_PAGEOUT 21
 #endif
 
+/* How long after the planned end overdue events may still be fired. */
+#define KS_EVENTS_DRAIN_NS NSEC_PER_SEC
 /* Events submitted in one go when the schedule is behind. */
 #define KS_BATCH 64
 
@@ -62,6 +64,14 @@ static int advice_of(enum ks_ev_kind k)
 	default:
 		return -1;
 	}
+}
+
+/* The advice of event @n: age-ksm alternates between merging and unmerging. */
+static int ev_advice(const struct ks_stream *st, uint64_t n)
+{
+	if (st->spec.kind == KS_EV_AGE_KSM)
+		return n % 2 ? MADV_UNMERGEABLE : MADV_MERGEABLE;
+	return advice_of(st->spec.kind);
 }
 
 static uint64_t xorshift(uint64_t *s)
@@ -191,6 +201,7 @@ void events__prepare(struct ks_vm *vm)
 		struct ks_stream *st = &vm->streams[i];
 		const struct ks_ev_spec *s = &st->spec;
 		const char *why;
+		bool has;
 		int op = -1;
 
 		st->vm = vm;
@@ -225,12 +236,13 @@ void events__prepare(struct ks_vm *vm)
 				"invalid --events '%s': io_uring has no operation for %s; use via=syscall "
 				"or via=auto",
 				s->text, ks_ev_kind_name(s->kind));
-		if (s->via == KS_VIA_URING && !uring_has((unsigned int)op))
+		has = op >= 0 && uring_has((unsigned int)op);
+		if (s->via == KS_VIA_URING && !has)
 			die_usage(
 				"invalid --events '%s': this kernel's io_uring lacks the operation for %s; "
 				"use via=syscall or via=auto",
 				s->text, ks_ev_kind_name(s->kind));
-		st->uring = s->via != KS_VIA_SYSCALL && op >= 0 && uring_has((unsigned int)op);
+		st->uring = s->via != KS_VIA_SYSCALL && has;
 	}
 }
 
@@ -312,7 +324,7 @@ static int fire_syscall(struct ks_stream *st, struct ks_slot *s, uint64_t off, u
 {
 	struct ks_vm *vm = st->vm;
 	uint8_t *addr = s->reserve + off;
-	int fd, advice = advice_of(st->spec.kind), rc = 0;
+	int fd, rc = 0;
 	uint64_t foff, piece;
 
 	switch (st->spec.kind) {
@@ -343,6 +355,9 @@ static int fire_syscall(struct ks_stream *st, struct ks_slot *s, uint64_t off, u
 		if (mremap(st->scratch, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, addr) ==
 		    MAP_FAILED)
 			return -errno;
+		/* Keep the scratch area reserved, or another mapping could land there. */
+		mmap(st->scratch, len, PROT_NONE,
+		     MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		return 0;
 	case KS_EV_PUNCH:
 		while (len) {
@@ -357,11 +372,8 @@ static int fire_syscall(struct ks_stream *st, struct ks_slot *s, uint64_t off, u
 		return 0;
 	case KS_EV_AGE_IDLE:
 		return age_idle(addr, len);
-	case KS_EV_AGE_KSM:
-		advice = n % 2 ? MADV_UNMERGEABLE : MADV_MERGEABLE;
-		/* fall through */
 	default:
-		return madvise(addr, len, advice) < 0 ? -errno : 0;
+		return madvise(addr, len, ev_advice(st, n)) < 0 ? -errno : 0;
 	}
 }
 
@@ -369,7 +381,7 @@ static int fire_syscall(struct ks_stream *st, struct ks_slot *s, uint64_t off, u
 static bool prep_uring(struct ks_stream *st, struct io_uring_sqe *sqe, struct ks_slot *s,
 		       uint64_t off, uint64_t len, uint64_t n)
 {
-	int fd, advice = advice_of(st->spec.kind);
+	int fd;
 	uint64_t foff, piece;
 
 	if (st->spec.kind == KS_EV_PUNCH) {
@@ -379,9 +391,10 @@ static bool prep_uring(struct ks_stream *st, struct io_uring_sqe *sqe, struct ks
 					(off_t)foff, (off_t)len);
 		return true;
 	}
-	if (st->spec.kind == KS_EV_AGE_KSM)
-		advice = n % 2 ? MADV_UNMERGEABLE : MADV_MERGEABLE;
-	io_uring_prep_madvise(sqe, s->reserve + off, (off_t)len, advice);
+	/* io_uring's madvise length is 32 bits wide. */
+	if (len > UINT32_MAX)
+		return false;
+	io_uring_prep_madvise(sqe, s->reserve + off, (off_t)len, ev_advice(st, n));
 	return true;
 }
 
@@ -452,7 +465,9 @@ static void *stream_thread(void *arg)
 	while (!__atomic_load_n(&vm->events_stop, __ATOMIC_ACQUIRE)) {
 		uint64_t due = due_of(st, k);
 
-		if ((s->count && k >= s->count) || due >= st->t_end)
+		/* Events due before the end still fire, unless hopelessly late. */
+		if ((s->count && k >= s->count) || due >= st->t_end ||
+		    now_ns() > st->t_end + KS_EVENTS_DRAIN_NS)
 			break;
 		now = now_ns();
 		if (due > now) {
@@ -505,7 +520,11 @@ static void *stream_thread(void *arg)
 				struct io_uring_cqe *cqe;
 				uint64_t idx;
 
-				if (io_uring_wait_cqe(&ring, &cqe) < 0)
+				int rc = io_uring_wait_cqe(&ring, &cqe);
+
+				if (rc == -EINTR)
+					continue;
+				if (rc < 0)
 					break;
 				idx = io_uring_cqe_get_data64(cqe);
 				if (idx < nb) {
@@ -567,17 +586,29 @@ void events__start(struct ks_vm *vm, uint64_t run_start_ns, uint64_t run_end_ns)
 	}
 }
 
-void events__stop(struct ks_vm *vm, bool abort)
+void events__stop(struct ks_vm *vm, bool abort, volatile sig_atomic_t *signalled)
 {
+	struct timespec ts;
 	unsigned int i;
 
 	/* At the planned end, streams fire what fell due before it and stop by themselves. */
 	if (abort)
 		__atomic_store_n(&vm->events_stop, true, __ATOMIC_RELEASE);
 	for (i = 0; i < vm->nstreams; i++) {
-		if (vm->streams[i].thread_started) {
-			pthread_join(vm->streams[i].thread, NULL);
-			vm->streams[i].thread_started = false;
+		struct ks_stream *st = &vm->streams[i];
+
+		while (st->thread_started) {
+			/* A Ctrl-C while streams catch up stops them at once. */
+			if (*signalled)
+				__atomic_store_n(&vm->events_stop, true, __ATOMIC_RELEASE);
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 50000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			if (pthread_timedjoin_np(st->thread, NULL, &ts) == 0)
+				st->thread_started = false;
 		}
 	}
 }

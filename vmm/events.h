@@ -9,6 +9,7 @@
 #define KVMSTALL__EVENTS_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -157,7 +158,7 @@ bool ks_verify_prot(uintptr_t addr, char *perm, size_t len);
 void events__prepare(struct ks_vm *vm); /* check each stream against the host */
 void events__start(struct ks_vm *vm, uint64_t run_start_ns, uint64_t run_end_ns);
 /* Join the stream threads; @abort stops them now instead of at the schedule's end. */
-void events__stop(struct ks_vm *vm, bool abort);
+void events__stop(struct ks_vm *vm, bool abort, volatile sig_atomic_t *signalled);
 void events__free(struct ks_vm *vm);
 
 #endif

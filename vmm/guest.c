@@ -40,7 +40,7 @@ void guest__init_vcpu(struct ks_vm *vm, struct ks_vcpu *vcpu)
 	p->abi_version = KS_ABI_VERSION;
 	p->vcpu_id = vcpu->id;
 	p->workload = (uint32_t)cfg->workload;
-	p->threshold_ticks = cfg->threshold_ns * vm->tsc_khz / 1000000ULL;
+	p->threshold_ticks = vm->threshold_ticks;
 	p->region_gva = vcpu->region_gpa;
 	p->region_bytes = vcpu->region_size;
 	p->stride = cfg->stride;

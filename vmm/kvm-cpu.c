@@ -121,9 +121,17 @@ static bool handle_ucall(struct ks_vcpu *vcpu)
 	}
 	switch (nr) {
 	case KS_UCALL_READY:
+		if (vcpu->state != KS_VCPU_CREATED) {
+			vcpu_fail(vcpu, "guest reported ready twice");
+			return false;
+		}
 		ready(vcpu);
 		return true;
 	case KS_UCALL_DONE:
+		if (!__atomic_load_n(&vcpu->vm->control->stop, __ATOMIC_SEQ_CST)) {
+			vcpu_fail(vcpu, "guest stopped before it was asked to");
+			return false;
+		}
 		vcpu->state = KS_VCPU_DONE;
 		return false;
 	case KS_UCALL_ERROR:
@@ -258,7 +266,7 @@ static void read_tsc(struct ks_vm *vm, struct ks_vcpu *vcpu)
 	if (!vm->t0_ns)
 		vm->t0_ns = t;
 	/* Guest TSC at the common host time t0. */
-	vcpu->tsc_at_start = m.e.data - (t - vm->t0_ns) * vm->tsc_khz / 1000000ULL;
+	vcpu->tsc_at_start = m.e.data - ks_ns_to_ticks(t - vm->t0_ns, vm->tsc_khz);
 }
 
 void kvm_cpu__create_all(struct ks_vm *vm)
@@ -295,6 +303,7 @@ void kvm_cpu__create_all(struct ks_vm *vm)
 				die("KVM_GET_TSC_KHZ failed: the guest TSC frequency is unknown, so stalls "
 				    "cannot be timed");
 			vm->tsc_khz = (uint32_t)khz;
+			vm->threshold_ticks = ks_ns_to_ticks(vm->cfg->threshold_ns, vm->tsc_khz);
 		}
 		x86__setup_vcpu(vm, vcpu);
 	}

@@ -59,11 +59,12 @@ static void limits_now(const struct ks_vm *vm, const struct ks_vcpu *v, uint64_t
 		       struct ks_stats_limits *lim)
 {
 	/* One second of slack for the pairing of host and guest clocks. */
-	lim->threshold_ticks = v->params->threshold_ticks;
+	/* The VMM's own copy: the guest can rewrite its parameter block. */
+	lim->threshold_ticks = vm->threshold_ticks;
 	lim->tsc_lo = v->tsc_at_start > (uint64_t)vm->tsc_khz * 1000 ?
 			      v->tsc_at_start - (uint64_t)vm->tsc_khz * 1000 :
 			      0;
-	lim->tsc_hi = v->tsc_at_start + (now - vm->t0_ns + NSEC_PER_SEC) * vm->tsc_khz / 1000000ULL;
+	lim->tsc_hi = v->tsc_at_start + ks_ns_to_ticks(now - vm->t0_ns + NSEC_PER_SEC, vm->tsc_khz);
 	lim->max_position = v->stats.iterations + (1ULL << 32);
 }
 
@@ -139,7 +140,9 @@ static void run(struct ks_vm *vm, struct ks_run *r)
 
 	wait_ready(vm);
 	r->run_start_ns = now_ns();
+	block_signals(true);
 	events__start(vm, r->run_start_ns, r->run_start_ns + cfg->duration_ns);
+	block_signals(false);
 	deadline = r->run_start_ns + cfg->duration_ns;
 	next_sample = r->run_start_ns + cfg->interval_ns;
 	while (!stop_signal && !any_failed(vm)) {
@@ -161,7 +164,7 @@ static void run(struct ks_vm *vm, struct ks_run *r)
 		sleep_ns(deadline - now < tick ? deadline - now : tick);
 	}
 	r->run_end_ns = now_ns();
-	events__stop(vm, stop_signal || any_failed(vm));
+	events__stop(vm, stop_signal || any_failed(vm), &stop_signal);
 	if (cfg->progress)
 		progress__clear();
 }

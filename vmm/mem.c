@@ -30,32 +30,41 @@
 #define MFD_HUGE_2MB (21U << 26)
 #endif
 
+/* mmap flags of the run's backing; @fd >= 0 for the memfd backing. */
+static int backing_flags(const struct ks_vm *vm, int fd)
+{
+	int flags = fd >= 0 ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS;
+
+	if (vm->cfg->backing == KS_BACKING_HUGETLB_2M)
+		flags |= MAP_HUGETLB | MAP_HUGE_2MB;
+	else if (vm->cfg->backing == KS_BACKING_HUGETLB_1G)
+		flags |= MAP_HUGETLB | MAP_HUGE_1GB;
+	return flags;
+}
+
+/* The THP policy of the anonymous backings: "anon" means 4 KiB pages. */
+static int backing_advise(const struct ks_vm *vm, void *p, uint64_t len)
+{
+	if (vm->cfg->backing == KS_BACKING_ANON)
+		return madvise(p, len, MADV_NOHUGEPAGE);
+	if (vm->cfg->backing == KS_BACKING_THP)
+		return madvise(p, len, MADV_HUGEPAGE);
+	return 0;
+}
+
 static void map_part(struct ks_vm *vm, uint8_t *addr, uint64_t len, int *fd, const char *what)
 {
-	enum ks_backing b = vm->cfg->backing;
-	int flags = MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS;
 	void *p;
 
 	*fd = -1;
-	switch (b) {
-	case KS_BACKING_HUGETLB_2M:
-		flags |= MAP_HUGETLB | MAP_HUGE_2MB;
-		break;
-	case KS_BACKING_HUGETLB_1G:
-		flags |= MAP_HUGETLB | MAP_HUGE_1GB;
-		break;
-	case KS_BACKING_MEMFD_HUGETLB_2M:
+	if (vm->backing->memfd) {
 		*fd = memfd_create(what, MFD_CLOEXEC | MFD_HUGETLB | MFD_HUGE_2MB);
 		if (*fd < 0)
 			die_perror("memfd_create(MFD_HUGETLB) for %s failed", what);
 		if (ftruncate(*fd, (off_t)len) < 0)
 			die_perror("cannot size the %s memfd to %" PRIu64 " bytes", what, len);
-		flags = MAP_FIXED | MAP_SHARED;
-		break;
-	default:
-		break;
 	}
-	p = mmap(addr, len, PROT_READ | PROT_WRITE, flags, *fd, 0);
+	p = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_FIXED | backing_flags(vm, *fd), *fd, 0);
 	if (p == MAP_FAILED) {
 		if (errno == ENOMEM && vm->backing->hugetlb)
 			die("cannot map %" PRIu64 " bytes of %s for %s: the hugepage pool ran out "
@@ -63,10 +72,8 @@ static void map_part(struct ks_vm *vm, uint8_t *addr, uint64_t len, int *fd, con
 			    len, vm->backing->name, what);
 		die_perror("mmap of %" PRIu64 " bytes for %s failed", len, what);
 	}
-	if (b == KS_BACKING_ANON && madvise(p, len, MADV_NOHUGEPAGE) < 0)
-		die_perror("madvise(MADV_NOHUGEPAGE) for %s failed", what);
-	if (b == KS_BACKING_THP && madvise(p, len, MADV_HUGEPAGE) < 0)
-		die_perror("madvise(MADV_HUGEPAGE) for %s failed (THP not built in?)", what);
+	if (backing_advise(vm, p, len) < 0)
+		die_perror("madvise of the THP policy for %s failed (THP not built in?)", what);
 }
 
 /*
@@ -109,33 +116,22 @@ int mem__remap(struct ks_vm *vm, struct ks_slot *s, uint64_t off, uint64_t len)
 {
 	uint8_t *addr = s->reserve + off;
 	uint64_t foff, left;
-	int part = part_of(vm, off, &foff, &left), flags, fd = s->fd[part];
+	int part = part_of(vm, off, &foff, &left), fd = s->fd[part];
 	void *p;
 
 	if (part == 1 || len > left)
 		return -EINVAL; /* decoys only: guest memory is never unmapped */
-	if (munmap(addr, len) < 0)
+	/*
+	 * MAP_FIXED unmaps the old pages and maps fresh ones in one call: a
+	 * separate munmap would leave a hole that another thread's mmap could
+	 * take.
+	 */
+	p = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_FIXED | backing_flags(vm, fd), fd,
+		 (off_t)(fd >= 0 ? foff : 0));
+	if (p == MAP_FAILED)
 		return -errno;
-	flags = MAP_FIXED_NOREPLACE | (fd >= 0 ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS);
-	if (vm->cfg->backing == KS_BACKING_HUGETLB_2M)
-		flags |= MAP_HUGETLB | MAP_HUGE_2MB;
-	else if (vm->cfg->backing == KS_BACKING_HUGETLB_1G)
-		flags |= MAP_HUGETLB | MAP_HUGE_1GB;
-	p = mmap(addr, len, PROT_READ | PROT_WRITE, flags, fd, (off_t)(fd >= 0 ? foff : 0));
-	if (p == MAP_FAILED) {
-		int err = errno;
-
-		/* Never leave a hole that another mapping could take. */
-		mmap(addr, len, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		     -1, 0);
-		return -err;
-	}
-	if (vm->cfg->backing == KS_BACKING_ANON)
-		madvise(p, len, MADV_NOHUGEPAGE);
-	else if (vm->cfg->backing == KS_BACKING_THP)
-		madvise(p, len, MADV_HUGEPAGE);
-	numa__bind_memory(vm, p, (size_t)len, s->node);
-	return 0;
+	backing_advise(vm, p, len);
+	return numa__bind_memory(vm, p, (size_t)len, s->node);
 }
 
 static void check_thp(void)
@@ -161,8 +157,6 @@ static void setup_slot(struct ks_vm *vm, struct ks_slot *s, unsigned int i)
 	uint64_t align = l->page_size, len = ks_layout_reserve_size(l);
 	uint8_t *raw, *base;
 	char name[48];
-
-	s->fd[0] = s->fd[1] = s->fd[2] = -1;
 
 	/* Reserve the address range first, aligned, so the three parts are adjacent. */
 	raw = mmap(NULL, len + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
@@ -190,7 +184,8 @@ static void setup_slot(struct ks_vm *vm, struct ks_slot *s, unsigned int i)
 	map_part(vm, s->hva, l->slot_size, &s->fd[1], name);
 	snprintf(name, sizeof(name), "kvmstall-decoy%u-after", i);
 	map_part(vm, s->decoy[1], l->decoy_size, &s->fd[2], name);
-	numa__bind_memory(vm, base, (size_t)len, s->node);
+	if (numa__bind_memory(vm, base, (size_t)len, s->node) < 0)
+		die_perror("mbind of slot %u to node %d failed", i, s->node);
 	kvm__set_memslot(vm, s->id, s->gpa, s->size, s->hva);
 }
 
@@ -326,14 +321,10 @@ static void drop_one(struct ks_vm *vm, struct ks_slot *s, uint64_t off, uint64_t
 	if (madvise(s->hva + off, len, MADV_DONTNEED) == 0)
 		return;
 	/* Older kernels reject MADV_DONTNEED on hugetlb: map fresh pages instead. */
-	p = mmap(s->hva + off, len, PROT_READ | PROT_WRITE,
-		 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
-			 (vm->layout.page_size == GiB ? MAP_HUGE_1GB : MAP_HUGE_2MB),
-		 -1, 0);
-	if (p == MAP_FAILED)
+	p = mmap(s->hva + off, len, PROT_READ | PROT_WRITE, MAP_FIXED | backing_flags(vm, -1), -1,
+		 0);
+	if (p == MAP_FAILED || numa__bind_memory(vm, p, (size_t)len, s->node) < 0)
 		pr_warning("fault recycler: remapping failed: %s", strerror(errno));
-	else
-		numa__bind_memory(vm, p, (size_t)len, s->node);
 }
 
 /* Drop [gpa, gpa + len) of test memory, which may span adjacent slots. */
@@ -365,12 +356,13 @@ void mem__recycle_fault_regions(struct ks_vm *vm)
 	for (i = 0; i < l->nvcpus; i++) {
 		struct ks_vcpu *v = &vm->vcpus[i];
 		uint64_t pos = __atomic_load_n(&v->shared->position, __ATOMIC_RELAXED);
-		uint64_t done = align_down(pos, chunk4k), lap_start;
+		/* Chunks need not be a power of two pages long. */
+		uint64_t done = pos - pos % chunk4k, lap_start;
 
 		if (v->state != KS_VCPU_RUNNING || pos < v->fault_dropped)
 			continue;
-		/* At most one lap of drops behind the current chunk. */
-		lap_start = done > pages4k - chunk4k ? done - (pages4k - chunk4k) : 0;
+		/* Every chunk walked since the last drop, at most one lap of them. */
+		lap_start = done > pages4k ? done - pages4k : 0;
 		if (v->fault_dropped < lap_start)
 			v->fault_dropped = lap_start;
 		while (v->fault_dropped + chunk4k <= done) {

@@ -48,18 +48,19 @@ int numa__slot_node(const struct ks_vm *vm, unsigned int slot)
 	return vm->nnodes > 1 ? vm->nodes[slot % vm->nnodes] : -1;
 }
 
-void numa__bind_memory(const struct ks_vm *vm, void *addr, size_t len, int node)
+int numa__bind_memory(const struct ks_vm *vm, void *addr, size_t len, int node)
 {
 	struct bitmask *mask;
+	int rc;
 
 	(void)vm;
 	if (node < 0)
-		return;
+		return 0;
 	mask = numa_allocate_nodemask();
 	numa_bitmask_setbit(mask, (unsigned int)node);
-	if (mbind(addr, len, MPOL_BIND, mask->maskp, mask->size + 1, 0) < 0)
-		die_perror("mbind of %zu bytes to node %d failed", len, node);
+	rc = mbind(addr, len, MPOL_BIND, mask->maskp, mask->size + 1, 0) < 0 ? -1 : 0;
 	numa_bitmask_free(mask);
+	return rc;
 }
 
 unsigned int numa__node_cpus(int node, int *cpus, unsigned int max)

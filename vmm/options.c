@@ -250,8 +250,9 @@ static char *scenario_event(const char *file, json_t *ev)
 		if (!strcmp(k, "kind") || !strcmp(k, "target"))
 			continue;
 		v = scenario_value(file, k, val);
-		n += (size_t)snprintf(text + n, n < sizeof(text) ? sizeof(text) - n : 0, "%s%s=%s",
-				      first ? ":" : ",", k, v);
+		if (n < sizeof(text))
+			n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%s=%s",
+					      first ? ":" : ",", k, v);
 		free(v);
 		first = false;
 	}

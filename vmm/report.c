@@ -38,6 +38,34 @@ static double ns_of(const struct ks_run *r, double ticks)
 	return ks_ticks_to_ns(ticks, r->vm->tsc_khz);
 }
 
+/*
+ * The time a vCPU's counters cover: from its first TSC read in ring 3 to
+ * its last heartbeat (or its stop), on the guest's own clock.
+ */
+static double vcpu_seconds(const struct ks_run *r, const struct ks_vcpu *v)
+{
+	const struct ks_vcpu_stats *s = &v->stats;
+
+	if (!s->valid || !r->vm->tsc_khz || s->last_tsc <= s->first_tsc)
+		return 0;
+	return (double)(s->last_tsc - s->first_tsc) / ((double)r->vm->tsc_khz * 1000);
+}
+
+/* Summed and longest measured time of the valid vCPUs. */
+static void measured_seconds(const struct ks_run *r, double *sum, double *longest)
+{
+	unsigned int i;
+
+	*sum = *longest = 0;
+	for (i = 0; i < r->vm->layout.nvcpus; i++) {
+		double t = vcpu_seconds(r, &r->vm->vcpus[i]);
+
+		*sum += t;
+		if (t > *longest)
+			*longest = t;
+	}
+}
+
 static double run_seconds(const struct ks_run *r)
 {
 	if (r->run_end_ns <= r->run_start_ns)
@@ -126,14 +154,16 @@ static const char *fmt_ns(double ns, char *buf, size_t len)
 	return buf;
 }
 
-/* @nvcpus: how many vCPUs the row adds up, so stall% is of their combined time. */
+/*
+ * @secs: the time the row's stalls were counted over (per-s); @vcpu_secs:
+ * the vCPU time they were counted over, summed (stall%).
+ */
 static void table_row(const struct ks_run *r, FILE *f, const char *label, const uint64_t *hist,
-		      uint64_t max, uint64_t sum, uint64_t iters, unsigned int nvcpus,
+		      uint64_t max, uint64_t sum, uint64_t iters, double secs, double vcpu_secs,
 		      const char *note)
 {
 	struct ks_summary s;
 	char b[6][24];
-	double secs = run_seconds(r), vcpu_secs = secs * (nvcpus ? nvcpus : 1);
 
 	ks_hist_summarize(hist, max, sum, &s);
 	fprintf(f, "%-6s %10" PRIu64 " %9.1f %9s %9s %9s %9s %9s %6.2f%% %12.3g%s%s\n", label,
@@ -202,6 +232,7 @@ void report__table(const struct ks_run *r, FILE *f)
 	unsigned int i, n = vm->layout.nvcpus;
 	char a[32], b[24];
 	bool per_vcpu = n <= 16 || ks_verbose;
+	double vsum, vmax;
 
 	fprintf(f, "kvmstall: %u vCPUs, %s %s in %u slot%s, workload %s, threshold %s, %.2f s%s\n",
 		n, fmt_size(cfg->memory, a, sizeof(a)), vm->backing->name, cfg->slots,
@@ -218,12 +249,13 @@ void report__table(const struct ks_run *r, FILE *f)
 			continue;
 		snprintf(a, sizeof(a), "%u", i);
 		table_row(r, f, a, v->stats.hist, v->stats.max_ticks, v->stats.stall_ticks,
-			  v->stats.iterations, 1,
+			  v->stats.iterations, vcpu_seconds(r, v), vcpu_seconds(r, v),
 			  !v->stats.valid	     ? "DISCARDED (guest data inconsistent)" :
 			  v->state == KS_VCPU_FAILED ? "FAILED" :
 						       NULL);
 	}
-	table_row(r, f, "total", r->total_hist, r->total_max, r->total_sum, iters, n - r->ninvalid,
+	measured_seconds(r, &vsum, &vmax);
+	table_row(r, f, "total", r->total_hist, r->total_max, r->total_sum, iters, vmax, vsum,
 		  r->ninvalid ? "(valid vCPUs only)" : NULL);
 	if (!per_vcpu)
 		fprintf(f, "(%u vCPUs: per-vCPU rows in --json, or with --verbose)\n", n);
@@ -248,11 +280,11 @@ static json_t *jstr_or_null(const char *s)
 	return s && *s ? json_string(s) : json_null();
 }
 
+/* @secs: the time the stalls were counted over. */
 static json_t *stall_summary(const struct ks_run *r, const uint64_t *hist, uint64_t max,
-			     uint64_t sum)
+			     uint64_t sum, double secs)
 {
 	struct ks_summary s;
-	double secs = run_seconds(r);
 	json_t *o = json_object();
 
 	ks_hist_summarize(hist, max, sum, &s);
@@ -313,7 +345,8 @@ static json_t *json_vcpu(const struct ks_run *r, const struct ks_vcpu *v)
 	set(o, "corrupt_reads", jint(s->valid ? s->corrupt : 0));
 	set(o, "stalls",
 	    stall_summary(r, s->valid ? s->hist : empty, s->valid ? s->max_ticks : 0,
-			  s->valid ? s->stall_ticks : 0));
+			  s->valid ? s->stall_ticks : 0, vcpu_seconds(r, v)));
+	set(o, "measured_ns", jint((uint64_t)(vcpu_seconds(r, v) * 1e9)));
 	set(o, "records_kept", jint(s->valid ? s->nrecs : 0));
 	set(o, "records_lost", jint(s->valid ? s->ring_lost : 0));
 	set(o, "histogram", histogram(r, s->valid ? s->hist : empty));
@@ -379,7 +412,7 @@ static json_t *json_config(const struct ks_vm *vm)
 	set(o, "workload", json_string(workload_name(c->workload)));
 	set(o, "duration_ns", jint(c->duration_ns));
 	set(o, "threshold_ns", jint(c->threshold_ns));
-	set(o, "threshold_ticks", jint(c->threshold_ns * vm->tsc_khz / 1000000ULL));
+	set(o, "threshold_ticks", jint(vm->threshold_ticks));
 	set(o, "stride", jint(c->stride));
 	set(o, "pin", json_boolean(c->pin));
 	set(o, "prefault", json_boolean(c->prefault));
@@ -502,6 +535,7 @@ int report__json(const struct ks_run *r, const char *path)
 	const struct ks_vm *vm = r->vm;
 	json_t *root = json_object(), *a, *o, *t;
 	uint64_t iters = 0, touches = 0;
+	double vsum, vmax;
 	unsigned int i;
 	char ts[64];
 	time_t secs = (time_t)(r->started_realtime_ns / NSEC_PER_SEC);
@@ -563,9 +597,11 @@ int report__json(const struct ks_run *r, const char *path)
 		json_array_append_new(a, json_vcpu(r, v));
 	}
 	o = json_object();
+	measured_seconds(r, &vsum, &vmax);
 	set(o, "iterations", jint(iters));
 	set(o, "touches", jint(touches));
-	set(o, "stalls", stall_summary(r, r->total_hist, r->total_max, r->total_sum));
+	set(o, "vcpu_seconds", json_real(vsum));
+	set(o, "stalls", stall_summary(r, r->total_hist, r->total_max, r->total_sum, vmax));
 	set(o, "histogram", histogram(r, r->total_hist));
 	set(root, "total", o);
 	set(root, "vcpus", a);

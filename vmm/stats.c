@@ -81,7 +81,8 @@ static void keep(struct ks_vcpu_stats *s, uint64_t start, uint64_t ticks)
 static bool drain(struct ks_vcpu_stats *s, const struct ks_shared *sh,
 		  const struct ks_stats_limits *lim, uint64_t head)
 {
-	uint64_t i;
+	struct ks_stall copy[KS_RING_ENTRIES];
+	uint64_t i, first, now_head;
 
 	if (head - s->ring_tail > KS_RING_ENTRIES) {
 		s->ring_lost += head - s->ring_tail - KS_RING_ENTRIES;
@@ -89,7 +90,27 @@ static bool drain(struct ks_vcpu_stats *s, const struct ks_shared *sh,
 	}
 	for (i = s->ring_tail; i < head; i++) {
 		const struct ks_stall *e = &sh->ring[i & (KS_RING_ENTRIES - 1)];
-		uint64_t start = rd(&e->start_tsc), ticks = rd(&e->ticks);
+
+		copy[i - s->ring_tail].start_tsc = rd(&e->start_tsc);
+		copy[i - s->ring_tail].ticks = rd(&e->ticks);
+	}
+	/*
+	 * Entries the guest may have overwritten while they were copied are
+	 * lost, not judged: a half-written record is not the guest's fault.
+	 */
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	now_head = __atomic_load_n(&sh->stalls, __ATOMIC_ACQUIRE);
+	first = s->ring_tail;
+	if (now_head > first + KS_RING_ENTRIES) {
+		uint64_t skip = now_head - KS_RING_ENTRIES - first;
+
+		skip = skip > head - first ? head - first : skip;
+		s->ring_lost += skip;
+		first += skip;
+	}
+	for (i = first; i < head; i++) {
+		uint64_t start = copy[i - s->ring_tail].start_tsc,
+			 ticks = copy[i - s->ring_tail].ticks;
 
 		if (ticks <= lim->threshold_ticks || start < lim->tsc_lo || start > lim->tsc_hi ||
 		    ticks > lim->tsc_hi - lim->tsc_lo)
@@ -214,8 +235,6 @@ uint64_t ks_hist_hi(unsigned int b)
 	if (b >= KS_HIST_LAST)
 		return UINT64_MAX;
 	msb = b / KS_HIST_SUB - 1 + KS_HIST_SUB_BITS;
-	if (msb >= 63 && b % KS_HIST_SUB == KS_HIST_SUB - 1)
-		return UINT64_MAX;
 	return ks_hist_lo(b) + (1ULL << (msb - KS_HIST_SUB_BITS));
 }
 

@@ -90,6 +90,12 @@ void ks_hist_summarize(const uint64_t *hist, uint64_t max, uint64_t sum, struct 
 /* dst += src, bucket by bucket. */
 void ks_hist_add(uint64_t *dst, const uint64_t *src);
 
+/* Nanoseconds to TSC ticks without overflow for any run length. */
+static inline uint64_t ks_ns_to_ticks(uint64_t ns, uint32_t tsc_khz)
+{
+	return (uint64_t)((unsigned __int128)ns * tsc_khz / 1000000);
+}
+
 static inline double ks_ticks_to_ns(double ticks, uint32_t tsc_khz)
 {
 	return tsc_khz ? ticks * 1e6 / tsc_khz : 0;

@@ -1,0 +1,87 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# make check-kernel: build the patched debug kernel, boot it in the rig, run
+# the kvmstall scenarios and the 5.10 tree's x86 KVM selftests inside, and
+# fail on any unexpected failure or kernel splat.
+# Needs KVMSTALL_STATIC (a static kvmstall; the Makefile passes it).
+set -eu
+. "$(dirname "$0")/common.sh"
+config=${KVMSTALL_KERNEL_CONFIG:-debug}
+vmm=${KVMSTALL_STATIC:?set KVMSTALL_STATIC to a static kvmstall}
+t_start=$(date +%s)
+
+kdir=$("$KP_DIR/scripts/build-kernel.sh" "$config")
+t_built=$(date +%s)
+
+# Selftests, from the same tree, built outside it (see DESIGN.md).
+st="$CACHE/selftests/$config"
+if [ ! -f "$st/.built" ]; then
+	log "building the KVM selftests"
+	hdr="$CACHE/headers/$config"
+	make -C "$CACHE/tree" O="$CACHE/build/$config" INSTALL_HDR_PATH="$hdr" headers_install \
+		> "$CACHE/build/$config/headers.log" 2>&1 || die "headers_install failed"
+	rm -rf "$st"
+	mkdir -p "$st"
+	make -C "$CACHE/tree/tools/testing/selftests/kvm" KSFT_KHDR_INSTALL_DONE=1 \
+		INSTALL_HDR_PATH="$hdr" OUTPUT="$st" > "$st/build.log" 2>&1 ||
+		{ tail -n 20 "$st/build.log" >&2; die "the KVM selftests did not build; see $st/build.log"; }
+	touch "$st/.built"
+fi
+
+res="$CACHE/results/check-kernel-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$res"
+jobs="$res/jobs"
+grep -v '^[[:space:]]*\(#\|$\)' "$KP_DIR/rig/jobs-check.txt" > "$jobs"
+grep -v '^[[:space:]]*\(#\|$\)' "$KP_DIR/rig/selftests.txt" | while read -r name limit args; do
+	echo "selftest-$name $limit /selftests/$name $args"
+done >> "$jobs"
+"$KP_DIR/scripts/make-initramfs.sh" "$kdir" "$vmm" "$st" "$jobs" "$res/initrd.cpio.gz"
+
+log "booting $config kernel ($kdir) in the rig; console in $res/console.txt"
+t_boot=$(date +%s)
+rig_ok=0
+"$KP_DIR/scripts/run-rig.sh" "$kdir/bzImage" "$res/initrd.cpio.gz" "$res" || rig_ok=$?
+t_end=$(date +%s)
+
+pass=0 fail=0 skip=0 xfail=0
+failed=""
+while read -r _ _ name rcs secs; do
+	rc=${rcs#rc=}
+	base=${name#selftest-}
+	if [ "$rc" = 0 ]; then
+		pass=$((pass + 1))
+		echo "PASS: $name (${secs#seconds=} s)"
+	elif [ "$rc" = 4 ] && [ "$base" != "$name" ]; then
+		skip=$((skip + 1))
+		echo "SKIP: $name"
+	elif [ "$base" != "$name" ] && grep -q "^$base[[:space:]]" "$KP_DIR/selftests-expected.txt"; then
+		xfail=$((xfail + 1))
+		echo "XFAIL: $name rc=$rc ($(grep "^$base[[:space:]]" "$KP_DIR/selftests-expected.txt" | sed 's/^[^ ]* *//'))"
+	else
+		fail=$((fail + 1))
+		failed="$failed $name"
+		echo "FAIL: $name rc=$rc"
+	fi
+done < "$res/results.txt"
+expected=$(wc -l < "$jobs")
+got=$(wc -l < "$res/results.txt")
+if [ "$got" -ne "$expected" ]; then
+	echo "FAIL: only $got of $expected jobs reported"
+	fail=$((fail + 1))
+fi
+# kvmstall's reports came back and say what they should.
+for f in kvmstall-spin__spin.json kvmstall-hugetlb__hugetlb.json; do
+	if jq -e '(.vcpus | length) == 2 and all(.vcpus[]; .iterations > 0) and .result.status == "ok"' \
+		"$res/$f" > /dev/null 2>&1; then
+		echo "PASS: $f came back with both vCPUs' work"
+		pass=$((pass + 1))
+	else
+		echo "FAIL: $f missing or wrong"
+		fail=$((fail + 1))
+	fi
+done
+[ "$rig_ok" -eq 0 ] || fail=$((fail + 1))
+echo "check-kernel ($config): build $((t_built - t_start)) s, boot and jobs $((t_end - t_boot)) s, total $((t_end - t_start)) s"
+echo "$pass passed, $fail failed, $skip skipped, $xfail expected failures"
+echo "results: $res"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,95 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Boot a kernel with an initramfs in QEMU and collect what its jobs report.
+# Usage: run-rig.sh BZIMAGE INITRD RESULTS_DIR [EXTRA_KERNEL_ARGS]
+#
+# TCG with thread=single and -cpu EPYC,+svm,+npt, as DESIGN.md recommends
+# after diagnosing the rig's hangs; -enable-kvm -cpu host where the host has
+# hardware virtualization.  Two NUMA nodes.  A hard time limit and a
+# heartbeat watchdog turn a hang into a reported hang with the guest's last
+# output.  The run fails when the guest kernel prints a WARNING, BUG, Oops,
+# Call Trace, lockdep report, soft lockup or hung task.
+set -u
+. "$(dirname "$0")/common.sh"
+[ $# -ge 3 ] || die "usage: run-rig.sh BZIMAGE INITRD RESULTS_DIR [KERNEL_ARGS]"
+kernel=$1 initrd=$2 res=$3 extra=${4:-}
+LIMIT=${KVMSTALL_RIG_TIMEOUT:-3000}	# seconds for the whole boot
+SILENCE=${KVMSTALL_RIG_SILENCE:-180}	# seconds without a line before it is a hang
+mkdir -p "$res"
+console="$res/console.log"
+: > "$console"
+
+if [ -r /dev/kvm ] && grep -qwE 'svm|vmx' /proc/cpuinfo; then
+	accel="-enable-kvm -cpu host"
+else
+	accel="-accel tcg,thread=single -cpu EPYC,+svm,+npt"
+fi
+mem=${KVMSTALL_RIG_MEM_MB:-3072}
+half=$((mem / 2))
+# shellcheck disable=SC2086 # $accel is several options
+qemu-system-x86_64 $accel -smp 2 -m "${mem}M" \
+	-object "memory-backend-ram,id=m0,size=${half}M" -numa node,nodeid=0,cpus=0,memdev=m0 \
+	-object "memory-backend-ram,id=m1,size=$((mem - half))M" -numa node,nodeid=1,cpus=1,memdev=m1 \
+	-kernel "$kernel" -initrd "$initrd" -nographic -no-reboot \
+	-append "console=ttyS0 panic=-1 oops=panic rcupdate.rcu_cpu_stall_timeout=300 hung_task_timeout_secs=300 $extra" \
+	> "$console" 2>&1 < /dev/null &
+qpid=$!
+t0=$(date +%s)
+verdict=""
+last=0
+while kill -0 $qpid 2> /dev/null; do
+	sleep 5
+	now=$(date +%s)
+	size=$(wc -c < "$console")
+	if [ "$size" != "$last" ]; then
+		last=$size
+		quiet_since=$now
+	fi
+	if [ $((now - t0)) -gt "$LIMIT" ]; then
+		verdict="HANG: the guest ran past the ${LIMIT} s limit"
+	elif [ $((now - ${quiet_since:-$t0})) -gt "$SILENCE" ]; then
+		verdict="HANG: no output from the guest for ${SILENCE} s (no heartbeat)"
+	fi
+	if [ -n "$verdict" ]; then
+		kill $qpid 2> /dev/null
+		sleep 2
+		kill -9 $qpid 2> /dev/null
+		break
+	fi
+done
+wait $qpid 2> /dev/null
+tr -d '\r' < "$console" > "$res/console.txt"
+log "guest ran $(($(date +%s) - t0)) s"
+
+# Files the guest sent back, base64 between FILE and EOF markers.
+awk -v dir="$res" '
+	/^@@kvmstall FILE / { name = $3; gsub("/", "__", name); out = dir "/" name ".b64"; next }
+	/^@@kvmstall EOF / { close(out); out = ""; next }
+	out != "" { print > out }
+' "$res/console.txt"
+for f in "$res"/*.b64; do
+	[ -e "$f" ] || continue
+	base64 -d "$f" > "${f%.b64}" 2> /dev/null && rm -f "$f"
+done
+
+grep '^@@kvmstall END ' "$res/console.txt" > "$res/results.txt" || true
+status=0
+if [ -n "$verdict" ]; then
+	echo "$verdict; last guest output:"
+	grep -v '^@@kvmstall HEARTBEAT' "$res/console.txt" | tail -n 25 | sed 's/^/    /'
+	status=1
+elif ! grep -q '^@@kvmstall DONE' "$res/console.txt"; then
+	echo "the guest stopped before finishing its jobs; last output:"
+	tail -n 25 "$res/console.txt" | sed 's/^/    /'
+	status=1
+fi
+# The kernel log the guest sent back, or the console when it never did.
+klog="$res/dmesg.txt"
+[ -s "$klog" ] || klog="$res/console.txt"
+splat='WARNING:|BUG:|Oops|Call Trace|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|soft lockup|blocked for more than|KASAN'
+if grep -Eq "$splat" "$klog"; then
+	echo "the guest kernel printed a splat ($(basename "$klog")):"
+	grep -En "$splat" "$klog" | head -n 10 | sed 's/^/    /'
+	status=1
+fi
+exit $status

@@ -1,0 +1,57 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# The rig's own tests: a patch that does not apply fails the build with a
+# message naming it, and a guest kernel WARN fails the runner.  Uses the
+# cached debug kernel (built by check-kernel.sh or build-kernel.sh debug).
+set -u
+. "$(dirname "$0")/common.sh"
+vmm=${KVMSTALL_STATIC:?set KVMSTALL_STATIC to a static kvmstall}
+fails=0
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kvmstall-test-rig.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+"$KP_DIR/scripts/build-kernel.sh" debug > /dev/null || die "the debug kernel does not build"
+
+# 1. A broken patch: its context does not exist in 5.10.223.
+cp -a "$KP_DIR" "$tmp/kp"
+cat > "$tmp/kp/0099-broken-on-purpose.patch" <<'PATCH'
+--- a/virt/kvm/kvm_main.c
++++ b/virt/kvm/kvm_main.c
+@@ -1,3 +1,3 @@
+-this line is not in kvm_main.c
++and so this patch cannot apply
+ nor this one
+ nor this one
+PATCH
+echo 0099-broken-on-purpose.patch >> "$tmp/kp/series"
+"$tmp/kp/scripts/build-kernel.sh" debug > "$tmp/broken.out" 2>&1
+rc=$?
+if [ $rc -ne 0 ] && grep -q 'patch 0099-broken-on-purpose.patch does not apply' "$tmp/broken.out"; then
+	echo "ok 1 - a broken patch fails the build, named: $(grep 'does not apply' "$tmp/broken.out" | cut -c1-100)"
+else
+	echo "not ok 1 - a broken patch fails the build with its name (rc=$rc):"
+	sed 's/^/#   /' "$tmp/broken.out" | tail -n 5
+	fails=$((fails + 1))
+fi
+[ ! -f "$CACHE/tree/.kvmstall-applied" ] || { echo "not ok - the working tree was left patched"; fails=$((fails + 1)); }
+
+# 2. A WARN in the guest kernel fails the runner.
+mkdir -p "$tmp/mod"
+cp "$KP_DIR/rig/warn-test.c" "$KP_DIR/rig/Kbuild" "$tmp/mod/"
+make -C "$CACHE/build/debug" M="$tmp/mod" modules > "$tmp/mod.log" 2>&1 ||
+	{ tail -n 5 "$tmp/mod.log"; die "cannot build warn-test.ko"; }
+printf 'warn 120 insmod /warn-test.ko\n' > "$tmp/jobs"
+KVMSTALL_INITRAMFS_EXTRA="$tmp/mod/warn-test.ko" "$KP_DIR/scripts/make-initramfs.sh" \
+	"$CACHE/kernels/debug/stock" "$vmm" /nonexistent "$tmp/jobs" "$tmp/initrd.gz"
+"$KP_DIR/scripts/run-rig.sh" "$CACHE/kernels/debug/stock/bzImage" "$tmp/initrd.gz" "$tmp/res" \
+	> "$tmp/run.out" 2>&1
+rc=$?
+if [ $rc -ne 0 ] && grep -q 'printed a splat' "$tmp/run.out" && grep -q 'WARNING:' "$tmp/run.out"; then
+	echo "ok 2 - a guest kernel WARN fails the runner"
+else
+	echo "not ok 2 - a guest kernel WARN fails the runner (rc=$rc):"
+	sed 's/^/#   /' "$tmp/run.out" | tail -n 10
+	fails=$((fails + 1))
+fi
+echo "$((2 - fails)) passed, $fails failed"
+[ $fails -eq 0 ]
