@@ -18,8 +18,11 @@ fi
 run_vm acc --vcpus 4 --memory 1G --backing $b --workload fault --duration 3 \
 	--events madvise-dontneed:outside:rate=10000 --events mprotect:inside:rate=10
 ok $? "fault workload with outside DONTNEED at 10000/s and inside mprotect at 10/s"
-check "both streams ran at their rates (within 2 %)" jq_true "$TMP/acc.json" \
-	'[.events.streams[] | .achieved_rate / .requested_rate] | all(. > 0.98 and . < 1.02)'
+check "both streams fired their schedule: 30000 and 30 events" jq_true "$TMP/acc.json" \
+	'[.events.streams[].events] as $n | ($n[0] - 30000 | fabs) <= 2 and ($n[1] - 30 | fabs) <= 1'
+check "both streams report an achieved rate near the requested one (10 %; timing, loose)" \
+	jq_true "$TMP/acc.json" \
+	'[.events.streams[] | .achieved_rate / .requested_rate] | all(. > 0.9 and . < 1.1)'
 check "each stream has its attribution" jq_true "$TMP/acc.json" \
 	'all(.events.streams[]; .attribution | has("stalls") and has("stall_ns") and has("stalls_per_vcpu_s") and .in_flight_ns > 0)'
 check "the baseline is reported" jq_true "$TMP/acc.json" \

@@ -101,6 +101,24 @@ static void ready(struct ks_vcpu *vcpu)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+/* Pair the vCPU's TSC with host time: its TSC at the common host time t0. */
+static bool read_tsc(struct ks_vm *vm, struct ks_vcpu *vcpu)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} m = { .hdr.nmsrs = 1, .e.index = MSR_IA32_TSC };
+	uint64_t t;
+
+	if (ioctl(vcpu->fd, KVM_GET_MSRS, &m) != 1)
+		return false;
+	t = now_ns();
+	if (!vm->t0_ns)
+		vm->t0_ns = t;
+	vcpu->tsc_at_start = m.e.data - ks_ns_to_ticks(t - vm->t0_ns, vm->tsc_khz);
+	return true;
+}
+
 /* Returns true when the vCPU should keep running. */
 static bool handle_ucall(struct ks_vcpu *vcpu)
 {
@@ -125,6 +143,11 @@ static bool handle_ucall(struct ks_vcpu *vcpu)
 			vcpu_fail(vcpu, "guest reported ready twice");
 			return false;
 		}
+		/*
+		 * Pair again now that the vCPU has run: on a host whose TSC KVM
+		 * calls unstable, loading a vCPU on a CPU moves its TSC offset.
+		 */
+		read_tsc(vcpu->vm, vcpu);
 		ready(vcpu);
 		return true;
 	case KS_UCALL_DONE:
@@ -252,23 +275,6 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
-static void read_tsc(struct ks_vm *vm, struct ks_vcpu *vcpu)
-{
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m = { .hdr.nmsrs = 1, .e.index = MSR_IA32_TSC };
-	uint64_t t;
-
-	if (ioctl(vcpu->fd, KVM_GET_MSRS, &m) != 1)
-		die_perror("vCPU %u: KVM_GET_MSRS(IA32_TSC) failed", vcpu->id);
-	t = now_ns();
-	if (!vm->t0_ns)
-		vm->t0_ns = t;
-	/* Guest TSC at the common host time t0. */
-	vcpu->tsc_at_start = m.e.data - ks_ns_to_ticks(t - vm->t0_ns, vm->tsc_khz);
-}
-
 void kvm_cpu__create_all(struct ks_vm *vm)
 {
 	unsigned int n = vm->layout.nvcpus, i;
@@ -321,7 +327,8 @@ void kvm_cpu__start_all(struct ks_vm *vm)
 	for (i = 0; i < vm->layout.nvcpus; i++) {
 		numa__place_vcpu(vm, &vm->vcpus[i]);
 		guest__init_vcpu(vm, &vm->vcpus[i]);
-		read_tsc(vm, &vm->vcpus[i]);
+		if (!read_tsc(vm, &vm->vcpus[i]))
+			die_perror("vCPU %u: KVM_GET_MSRS(IA32_TSC) failed", i);
 	}
 	vm->start_ns = now_ns();
 	for (i = 0; i < vm->layout.nvcpus; i++) {

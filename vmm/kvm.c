@@ -86,7 +86,10 @@ void kvm__check_config(const struct ks_caps *caps, const struct ks_config *cfg)
 
 void kvm__create_vm(struct ks_vm *vm)
 {
-	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	/* Registering the MMU notifier takes every mm lock and gives up with EINTR on a signal. */
+	do
+		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	while (vm->vm_fd < 0 && errno == EINTR);
 	if (vm->vm_fd < 0)
 		die_perror("KVM_CREATE_VM failed");
 	vm->vcpu_mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);

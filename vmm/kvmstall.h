@@ -135,6 +135,7 @@ struct ks_vm {
 	struct ks_vcpu *vcpus;
 	uint32_t tsc_khz;
 	uint64_t threshold_ticks; /* --threshold in guest TSC ticks */
+	uint64_t tsc_slack_ns;	  /* see tsc_slack_ns() in main.c */
 	uint64_t t0_ns;		  /* host CLOCK_MONOTONIC paired with each vCPU's tsc_at_start */
 	uint64_t start_ns;	  /* when vCPU threads were started */
 	uint64_t all_ready_ns;	  /* when the last vCPU reached ring 3 */

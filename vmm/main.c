@@ -58,14 +58,29 @@ static void block_signals(bool block)
 static void limits_now(const struct ks_vm *vm, const struct ks_vcpu *v, uint64_t now,
 		       struct ks_stats_limits *lim)
 {
-	/* One second of slack for the pairing of host and guest clocks. */
+	/* Slack for the pairing of host and guest clocks. */
 	/* The VMM's own copy: the guest can rewrite its parameter block. */
 	lim->threshold_ticks = vm->threshold_ticks;
-	lim->tsc_lo = v->tsc_at_start > (uint64_t)vm->tsc_khz * 1000 ?
-			      v->tsc_at_start - (uint64_t)vm->tsc_khz * 1000 :
-			      0;
-	lim->tsc_hi = v->tsc_at_start + ks_ns_to_ticks(now - vm->t0_ns + NSEC_PER_SEC, vm->tsc_khz);
+	uint64_t slack = ks_ns_to_ticks(vm->tsc_slack_ns, vm->tsc_khz);
+
+	lim->tsc_lo = v->tsc_at_start > slack ? v->tsc_at_start - slack : 0;
+	lim->tsc_hi = v->tsc_at_start + ks_ns_to_ticks(now - vm->t0_ns, vm->tsc_khz) + slack;
 	lim->max_position = v->stats.iterations + (1ULL << 32);
+}
+
+/*
+ * How far guest TSC values may stray from their pairing with host time: a
+ * second where the host runs on the TSC, a minute where it does not (a
+ * nested kernel under emulation, where KVM calls the TSC unstable and
+ * moves vCPU TSC offsets as their threads move between CPUs).
+ */
+static uint64_t tsc_slack_ns(void)
+{
+	char *cs = read_file("/sys/devices/system/clocksource/clocksource0/current_clocksource");
+	bool tsc = cs && !strncmp(cs, "tsc", 3);
+
+	free(cs);
+	return (tsc ? 1 : 60) * NSEC_PER_SEC;
 }
 
 static void sample_all(struct ks_vm *vm, uint64_t now, bool final)
@@ -190,6 +205,7 @@ int main(int argc, char **argv)
 			      cfg.decoy_size, err, sizeof(err)) < 0)
 		die_usage("%s", err);
 	kvm__probe(&vm.caps, &vm.kvm_fd);
+	vm.tsc_slack_ns = tsc_slack_ns();
 	kvm__check_config(&vm.caps, &cfg);
 	numa__setup(&vm);
 	if (cfg.nevents) {

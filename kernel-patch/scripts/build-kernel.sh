@@ -20,6 +20,10 @@ case $config in
 release | debug) ;;
 *) die "usage: build-kernel.sh release|debug (got '$config')" ;;
 esac
+for tool in make gcc flex bison bc perl depmod xz dpkg-deb patch; do
+	command -v $tool > /dev/null ||
+		die "building the kernel needs $tool: apt-get install flex bison bc kmod xz-utils libelf-dev libssl-dev"
+done
 "$KP_DIR/scripts/fetch-base.sh" > /dev/null
 
 tree="$CACHE/tree"
@@ -104,6 +108,8 @@ if [ "$(cat "$dest/stock/.key" 2> /dev/null)" != "$config_key" ]; then
 	cp "$out/arch/x86/boot/bzImage" "$dest/stock/bzImage"
 	make -C "$tree" O="$out" INSTALL_MOD_PATH="$dest/stock" INSTALL_MOD_STRIP=1 \
 		modules_install > "$out/modules_install.log" 2>&1
+	ls "$dest"/stock/lib/modules/*/modules.dep > /dev/null 2>&1 ||
+		die "modules_install wrote no modules.dep; see $out/modules_install.log"
 	echo "$config_key" > "$dest/stock/.key"
 fi
 
@@ -140,6 +146,8 @@ if [ "$(cat "$pdest/.key" 2> /dev/null)" != "$config_key" ]; then
 	fi
 	make -C "$tree" O="$out" INSTALL_MOD_PATH="$pdest" INSTALL_MOD_STRIP=1 \
 		modules_install > "$out/modules_install.log" 2>&1
+	ls "$pdest"/lib/modules/*/modules.dep > /dev/null 2>&1 ||
+		die "modules_install wrote no modules.dep; see $out/modules_install.log"
 	revert_series
 	# Back to stock objects, so that the next stock build is a no-op.
 	[ -z "$(cat "$KP_DIR/series" | grep -v '^[[:space:]]*\(#\|$\)')" ] || kmake restore modules
