@@ -20,9 +20,9 @@ case $config in
 release | debug) ;;
 *) die "usage: build-kernel.sh release|debug (got '$config')" ;;
 esac
-for tool in make gcc flex bison bc perl depmod xz dpkg-deb patch; do
+for tool in make gcc flex bison bc perl depmod rsync xz dpkg-deb patch; do
 	command -v $tool > /dev/null ||
-		die "building the kernel needs $tool: apt-get install flex bison bc kmod xz-utils libelf-dev libssl-dev"
+		die "building the kernel needs $tool: apt-get install flex bison bc kmod rsync xz-utils libelf-dev libssl-dev"
 done
 "$KP_DIR/scripts/fetch-base.sh" > /dev/null
 
@@ -31,7 +31,11 @@ out="$CACHE/build/$config"
 dest="$CACHE/kernels/$config"
 jobs=$(nproc)
 cc=gcc
-[ "${KVMSTALL_CCACHE:-0}" = 1 ] && cc="ccache gcc" && export CCACHE_DIR="$CACHE/ccache"
+if [ "${KVMSTALL_CCACHE:-0}" = 1 ]; then
+	command -v ccache > /dev/null || die "KVMSTALL_CCACHE=1 needs ccache: apt-get install ccache"
+	cc="ccache gcc"
+	export CCACHE_DIR="$CACHE/ccache"
+fi
 mkdir -p "$out" "$dest"
 
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
