@@ -145,7 +145,6 @@ struct ks_vm {
 	unsigned int nnodes;	 /* nodes used for placement (0 without libnuma) */
 	int *nodes;
 	struct ks_hugepool *pool;
-	volatile sig_atomic_t *stop;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	unsigned int nready;
