@@ -37,6 +37,20 @@ static double num(json_t *root, const char *path)
 	return v ? json_number_value(v) : -1;
 }
 
+static struct ks_kvmstat mn_stats[] = {
+	{ .name = "mn_invalidate_seen", .cumulative = true, .start = 100, .end = 10105 },
+	{ .name = "mn_invalidate_locked", .cumulative = true, .start = 50, .end = 55 },
+	{ .name = "mn_invalidate_elided", .cumulative = true, .start = 50, .end = 10050 },
+	{ .name = "mn_clear_young_seen", .cumulative = true, .start = 7, .end = 7 },
+	{ .name = "mn_clear_young_locked", .cumulative = true, .start = 7, .end = 7 },
+	{ .name = "mn_clear_young_elided", .cumulative = true },
+	{ .name = "mn_test_young_seen", .cumulative = true, .end = 3 },
+	{ .name = "mn_test_young_locked", .cumulative = true, .end = 3 },
+	{ .name = "mn_invalidate_active", .cumulative = false, .start = 2, .end = 0 },
+	{ .name = "mmu_notifier_count", .cumulative = false, .start = 1, .end = 0 },
+	{ .name = "mn_test_young_elided", .cumulative = true },
+};
+
 int main(void)
 {
 	static struct ks_vcpu vcpus[3];
@@ -66,7 +80,7 @@ int main(void)
 	FILE *f;
 	int fd;
 
-	tap_plan(23);
+	tap_plan(28);
 	vm.backing = ks_backing_info(KS_BACKING_HUGETLB_2M);
 	vm.layout = (struct ks_layout){ .nvcpus = 3,
 					.nslots = 1,
@@ -146,6 +160,35 @@ int main(void)
 	fclose(f);
 	tap_ok(strstr(table, "total") != NULL, "table has a total row");
 	tap_ok(strstr(table, "DISCARDED") != NULL, "table flags the discarded vCPU");
+	tap_ok(strstr(table, "mmu notifier") == NULL, "no notifier table without counters");
+	free(table);
+
+	/*
+	 * A patched 5.10 kernel's debugfs counters: differences for the
+	 * counters, end values for the two gauges.
+	 */
+	r.kstats.source = "debugfs";
+	r.kstats.v = mn_stats;
+	r.kstats.n = sizeof(mn_stats) / sizeof(mn_stats[0]);
+	tlen = 0;
+	f = open_memstream(&table, &tlen);
+	report__table(&r, f);
+	fclose(f);
+	tap_ok(strstr(table, "invalidate                10005              5        10000") != NULL,
+	       "notifier table: received, took mmu_lock, elided");
+	tap_ok(strstr(table, "clear_young") == NULL && strstr(table, "test_young ") != NULL,
+	       "notifier table: only kinds that were seen, besides invalidate");
+	tap_ok(strstr(table, "in progress at the end: 0 (holding off faults: 0)\n") != NULL,
+	       "notifier table: balanced gauges");
+	free(table);
+	mn_stats[8].end = 1;
+	tlen = 0;
+	f = open_memstream(&table, &tlen);
+	report__table(&r, f);
+	fclose(f);
+	tap_ok(strstr(table, "in progress at the end: 1 (holding off faults: 0) UNBALANCED") !=
+		       NULL,
+	       "notifier table: an invalidation left in flight is flagged");
 	free(table);
 	unlink(path);
 	return tap_done();

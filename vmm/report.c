@@ -224,6 +224,64 @@ static void events_table(const struct ks_run *r, FILE *f)
 	(void)b[3];
 }
 
+/* A KVM statistic of the run by name: its difference, or its end value for gauges. */
+static bool kvmstat_value(const struct ks_kvmstats *st, const char *name, uint64_t *out)
+{
+	unsigned int i;
+
+	for (i = 0; i < st->n; i++) {
+		const struct ks_kvmstat *s = &st->v[i];
+
+		if (strcmp(s->name, name))
+			continue;
+		*out = !s->cumulative ? s->end : s->end >= s->start ? s->end - s->start : 0;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * The MMU-notifier counters of a kernel with the kvmstall patch series: per
+ * kind of notification, how many arrived during the run, how many took
+ * mmu_lock (their range overlapped a memslot) and how many did not.
+ */
+static void notifier_table(const struct ks_run *r, FILE *f)
+{
+	static const char *const kinds[] = { "invalidate", "clear_flush_young", "clear_young",
+					     "test_young", "change_pte" };
+	uint64_t seen, locked, elided, active = 0, count = 0;
+	char name[64];
+	bool header = false;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(kinds); i++) {
+		snprintf(name, sizeof(name), "mn_%s_seen", kinds[i]);
+		if (!kvmstat_value(&r->kstats, name, &seen))
+			continue;
+		snprintf(name, sizeof(name), "mn_%s_locked", kinds[i]);
+		if (!kvmstat_value(&r->kstats, name, &locked))
+			continue;
+		snprintf(name, sizeof(name), "mn_%s_elided", kinds[i]);
+		if (!kvmstat_value(&r->kstats, name, &elided))
+			continue;
+		if (!header)
+			fprintf(f, "%-18s %12s %14s %12s\n", "mmu notifier", "received",
+				"took mmu_lock", "elided");
+		header = true;
+		if (seen || !i)
+			fprintf(f, "%-18s %12" PRIu64 " %14" PRIu64 " %12" PRIu64 "\n", kinds[i],
+				seen, locked, elided);
+	}
+	if (!header)
+		return;
+	kvmstat_value(&r->kstats, "mn_invalidate_active", &active);
+	kvmstat_value(&r->kstats, "mmu_notifier_count", &count);
+	fprintf(f,
+		"invalidations in progress at the end: %" PRIu64 " (holding off faults: %" PRIu64
+		")%s\n",
+		active, count, active || count ? " UNBALANCED" : "");
+}
+
 void report__table(const struct ks_run *r, FILE *f)
 {
 	const struct ks_vm *vm = r->vm;
@@ -261,6 +319,7 @@ void report__table(const struct ks_run *r, FILE *f)
 		fprintf(f, "(%u vCPUs: per-vCPU rows in --json, or with --verbose)\n", n);
 	if (vm->nstreams)
 		events_table(r, f);
+	notifier_table(r, f);
 }
 
 /* ---- JSON ---- */
