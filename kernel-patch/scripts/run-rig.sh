@@ -63,15 +63,24 @@ wait $qpid 2> /dev/null
 tr -d '\r' < "$console" > "$res/console.txt"
 log "guest ran $(($(date +%s) - t0)) s"
 
-# Files the guest sent back, base64 between FILE and EOF markers.
+# Files the guest sent back, gzipped and base64 between FILE and EOF markers,
+# with the md5sum of the file on the EOF line.  Lines that cannot be base64
+# are kernel messages that came in between; they are dropped.
 awk -v dir="$res" '
 	/^@@kvmstall FILE / { name = $3; gsub("/", "__", name); out = dir "/" name ".b64"; next }
-	/^@@kvmstall EOF / { close(out); out = ""; next }
-	out != "" { print > out }
+	/^@@kvmstall EOF / { close(out); print $4 > (out ".md5"); close(out ".md5"); out = ""; next }
+	out != "" && /^[A-Za-z0-9+\/=]+$/ { print > out }
 ' "$res/console.txt"
 for f in "$res"/*.b64; do
 	[ -e "$f" ] || continue
-	base64 -d "$f" > "${f%.b64}" 2> /dev/null && rm -f "$f"
+	dst=${f%.b64}
+	if base64 -d "$f" 2> /dev/null | gunzip -c > "$dst" 2> /dev/null &&
+		[ "$(md5sum < "$dst" | cut -d' ' -f1)" = "$(cat "$f.md5" 2> /dev/null)" ]; then
+		rm -f "$f" "$f.md5"
+	else
+		log "${dst##*/}: damaged on the serial console (kept as $f)"
+		rm -f "$dst"
+	fi
 done
 
 grep '^@@kvmstall END ' "$res/console.txt" > "$res/results.txt" || true
