@@ -1,8 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Pack the rig's initramfs: busybox-static, the kernel's modules, a static
-# kvmstall, the KVM holder, the KVM selftests (if built), the init script
-# and a job list.
+# kvmstall, the KVM holder, the MMU-notifier tests, the KVM selftests (if
+# built), the init script and a job list.
 # Usage: make-initramfs.sh KERNEL_DIR KVMSTALL_STATIC SELFTESTS_DIR JOBS OUT.cpio.gz
 set -eu
 . "$(dirname "$0")/common.sh"
@@ -26,6 +26,9 @@ done
 cp -a "$kdir/lib/modules" "$root/lib/"
 cp "$vmm" "$root/bin/kvmstall"
 gcc -O2 -static -o "$root/bin/kvm-holder" "$KP_DIR/rig/kvm-holder.c"
+# The MMU-notifier tests of the patch (jobs-check.txt runs them).
+gcc -O2 -Wall -static -o "$root/bin/mn-bounds" "$KP_DIR/rig/mn-bounds.c"
+gcc -O2 -Wall -static -pthread -o "$root/bin/mn-race" "$KP_DIR/rig/mn-race.c"
 if [ -d "$selftests" ]; then
 	find "$selftests" -maxdepth 2 -type f -perm -u+x -exec cp {} "$root/selftests/" \;
 	# The selftests are dynamically linked: bring the C library along.
