@@ -42,11 +42,12 @@
 #include <unistd.h>
 
 #define PROG "mn-bounds"
+#include "mn-common.h"
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Where 5.10 keeps the per-VM directories; overridable to test this test. */
 #ifndef KVM_DEBUGFS
-#define KVM_DEBUGFS "/sys/kernel/debug/kvm"
 #endif
 
 #ifndef MFD_HUGE_2MB
@@ -129,39 +130,9 @@ static const struct backing backings[] = {
 
 static bool require_counters, require_hugetlb;
 
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fflush(stdout);
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-/* Counters: one decimal number per file, reopened per read so no stale value. */
 static int counter_get(const struct vm *v, const char *name, uint64_t *val)
 {
-	char buf[32], *end;
-	ssize_t n;
-	int fd;
-
-	fd = openat(v->cdir, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	errno = 0;
-	*val = strtoull(buf, &end, 10);
-	if (errno || end == buf)
-		return -1;
-	return 0;
+	return counter_read(v->cdir, name, val);
 }
 
 struct inval { uint64_t seen, locked, elided; };
@@ -204,32 +175,9 @@ static void inval_stable(const struct vm *v, const char *kind, struct inval *c)
 static void vm_open(struct vm *v)
 {
 	struct kvm_userspace_memory_region code_slot;
-	struct kvm_sregs sregs;
-	struct kvm_segment seg;
-	char probe[96];
-	int r;
 
 	memset(v, 0, sizeof(*v));
-	v->cdir = -1;
-	v->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (v->kvm < 0)
-		die("/dev/kvm: %s", strerror(errno));
-	if (ioctl(v->kvm, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
-		die("/dev/kvm: unexpected KVM API version");
-	v->vm = ioctl(v->kvm, KVM_CREATE_VM, 0);
-	if (v->vm < 0)
-		die("KVM_CREATE_VM: %s", strerror(errno));
-	/* 5.10 names the per-VM debugfs directory after the creator and the fd. */
-	snprintf(v->cpath, sizeof(v->cpath), KVM_DEBUGFS "/%d-%d", getpid(), v->vm);
-	snprintf(probe, sizeof(probe), "%s/mn_invalidate_seen", v->cpath);
-	if (access(probe, R_OK) == 0) {
-		v->cdir = open(v->cpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (v->cdir < 0)
-			die("%s: %s", v->cpath, strerror(errno));
-	}
-
-	/* Not needed on SVM; VMX without unrestricted guest wants it. */
-	ioctl(v->vm, KVM_SET_TSS_ADDR, 0xfffbd000ul);
+	v->vm = mn_create_vm(&v->kvm, v->cpath, sizeof(v->cpath), &v->cdir);
 
 	/*
 	 * The code slot is shmem too: an anonymous one could be scanned by
@@ -250,33 +198,7 @@ static void vm_open(struct vm *v)
 	if (ioctl(v->vm, KVM_SET_USER_MEMORY_REGION, &code_slot))
 		die("KVM_SET_USER_MEMORY_REGION (code): %s", strerror(errno));
 
-	v->vcpu = ioctl(v->vm, KVM_CREATE_VCPU, 0);
-	if (v->vcpu < 0)
-		die("KVM_CREATE_VCPU: %s", strerror(errno));
-	r = ioctl(v->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (r < (int)sizeof(struct kvm_run))
-		die("KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
-	v->run_size = (size_t)r;
-	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->vcpu, 0);
-	if (v->run == MAP_FAILED)
-		die("mmap kvm_run: %s", strerror(errno));
-
-	/* 32-bit protected mode, flat 4 GiB segments, no paging: gva == gpa. */
-	if (ioctl(v->vcpu, KVM_GET_SREGS, &sregs))
-		die("KVM_GET_SREGS: %s", strerror(errno));
-	seg = (struct kvm_segment){
-		.base = 0, .limit = 0xffffffff, .selector = 0x10, .type = 3,
-		.present = 1, .dpl = 0, .db = 1, .s = 1, .l = 0, .g = 1,
-	};
-	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = seg;
-	seg.selector = 0x08;
-	seg.type = 11;
-	sregs.cs = seg;
-	sregs.cr0 = 0x11;	/* PE | ET; caches on */
-	sregs.cr4 = 0;
-	sregs.efer = 0;
-	if (ioctl(v->vcpu, KVM_SET_SREGS, &sregs))
-		die("KVM_SET_SREGS: %s", strerror(errno));
+	v->vcpu = mn_create_vcpu32(v->kvm, v->vm, &v->run, &v->run_size);
 }
 
 static void vm_close(struct vm *v)

@@ -46,11 +46,12 @@
 #include <unistd.h>
 
 #define PROG "mn-race"
+#include "mn-common.h"
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Where 5.10 keeps the per-VM directories; overridable to test this test. */
 #ifndef KVM_DEBUGFS
-#define KVM_DEBUGFS "/sys/kernel/debug/kvm"
 #endif
 
 #define PAGE		4096ul
@@ -110,19 +111,6 @@ struct race {
 static struct race R;
 static char outbuf[8192];
 
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fflush(stdout);
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
 static double now_s(void)
 {
 	struct timespec ts;
@@ -144,21 +132,7 @@ static uint64_t xorshift(uint64_t *s)
 
 static int counter_get(const char *name, uint64_t *val)
 {
-	char buf[32], *end;
-	ssize_t n;
-	int fd;
-
-	fd = openat(R.cdir, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	errno = 0;
-	*val = strtoull(buf, &end, 10);
-	return errno || end == buf ? -1 : 0;
+	return counter_read(R.cdir, name, val);
 }
 
 /* ---- the vCPU ---- */
@@ -382,30 +356,9 @@ static void *mprotect_main(void *arg)
 
 static void vm_setup(void)
 {
-	struct kvm_sregs sregs;
-	struct kvm_segment seg;
 	struct kvm_regs regs;
-	char probe[96];
-	int r;
 
-	R.cdir = -1;
-	R.kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (R.kvm < 0)
-		die("/dev/kvm: %s", strerror(errno));
-	if (ioctl(R.kvm, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
-		die("/dev/kvm: unexpected KVM API version");
-	R.vm = ioctl(R.kvm, KVM_CREATE_VM, 0);
-	if (R.vm < 0)
-		die("KVM_CREATE_VM: %s", strerror(errno));
-	snprintf(R.cpath, sizeof(R.cpath), KVM_DEBUGFS "/%d-%d", getpid(), R.vm);
-	snprintf(probe, sizeof(probe), "%s/mn_invalidate_seen", R.cpath);
-	if (access(probe, R_OK) == 0) {
-		R.cdir = open(R.cpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (R.cdir < 0)
-			die("%s: %s", R.cpath, strerror(errno));
-	}
-	/* Not needed on SVM; VMX without unrestricted guest wants it. */
-	ioctl(R.vm, KVM_SET_TSS_ADDR, 0xfffbd000ul);
+	R.vm = mn_create_vm(&R.kvm, R.cpath, sizeof(R.cpath), &R.cdir);
 
 	R.stable = mmap(NULL, STABLE_SIZE, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -417,33 +370,7 @@ static void vm_setup(void)
 	if (set_slot(STABLE_SLOT, STABLE_GPA, STABLE_SIZE, R.stable))
 		die("KVM_SET_USER_MEMORY_REGION (stable slot): %s", strerror(errno));
 
-	R.vcpu = ioctl(R.vm, KVM_CREATE_VCPU, 0);
-	if (R.vcpu < 0)
-		die("KVM_CREATE_VCPU: %s", strerror(errno));
-	r = ioctl(R.kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (r < (int)sizeof(struct kvm_run))
-		die("KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
-	R.run_size = (size_t)r;
-	R.run = mmap(NULL, R.run_size, PROT_READ | PROT_WRITE, MAP_SHARED, R.vcpu, 0);
-	if (R.run == MAP_FAILED)
-		die("mmap kvm_run: %s", strerror(errno));
-
-	/* 32-bit protected mode, flat 4 GiB segments, no paging: gva == gpa. */
-	if (ioctl(R.vcpu, KVM_GET_SREGS, &sregs))
-		die("KVM_GET_SREGS: %s", strerror(errno));
-	seg = (struct kvm_segment){
-		.base = 0, .limit = 0xffffffff, .selector = 0x10, .type = 3,
-		.present = 1, .dpl = 0, .db = 1, .s = 1, .l = 0, .g = 1,
-	};
-	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = seg;
-	seg.selector = 0x08;
-	seg.type = 11;
-	sregs.cs = seg;
-	sregs.cr0 = 0x11;	/* PE | ET; caches on */
-	sregs.cr4 = 0;
-	sregs.efer = 0;
-	if (ioctl(R.vcpu, KVM_SET_SREGS, &sregs))
-		die("KVM_SET_SREGS: %s", strerror(errno));
+	R.vcpu = mn_create_vcpu32(R.kvm, R.vm, &R.run, &R.run_size);
 	memset(&regs, 0, sizeof(regs));
 	regs.rip = STABLE_GPA;
 	regs.rsi = HOME_GPA;
