@@ -169,7 +169,7 @@ int main(void)
 	 */
 	r.kstats.source = "debugfs";
 	r.kstats.v = mn_stats;
-	r.kstats.n = sizeof(mn_stats) / sizeof(mn_stats[0]);
+	r.kstats.n = ARRAY_SIZE(mn_stats);
 	tlen = 0;
 	f = open_memstream(&table, &tlen);
 	report__table(&r, f);
