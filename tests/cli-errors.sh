@@ -29,12 +29,16 @@ expect_usage "bad value '-10' for rate" --events mprotect:inside:rate=-10
 expect_usage "unknown target 'somewhere'" --events mprotect:somewhere
 expect_usage "invalid --submit" --submit pigeon
 expect_usage "invalid --scenario" --scenario /nonexistent.json
+expect_usage "descriptor 57 is not open for writing" --ready-fd 57
+expect_usage "descriptor 0 is not open\|expected a file descriptor" --ready-fd 0
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
 	expect_usage "KVM_CAP_MAX_VCPUS" --vcpus 4096 --memory 8G
 	expect_usage "bigger than the target" --memory 64M --events madvise-dontneed:inside:pages=16385
 	expect_usage "bigger than the target" --memory 64M --events madvise-dontneed:outside:pages=513
 	expect_usage "io_uring has no operation for mprotect" --memory 64M --events mprotect:inside:via=uring
 	expect_usage "slot 3 does not exist" --memory 64M --events mprotect:inside:slots=3
+	expect_usage "hold=met on mprotect waits for a guest write" --memory 64M --workload spin \
+		--events mprotect:inside:hold=met
 	# Not enough hugepages: ask for more than the pool can have free right now.
 	free=$(hp_free 2048 2>/dev/null || echo 0)
 	want=$(((free + 64) * 2))M

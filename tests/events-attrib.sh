@@ -20,9 +20,9 @@ run_vm acc --vcpus 4 --memory 1G --backing $b --workload fault --duration 3 \
 ok $? "fault workload with outside DONTNEED at 10000/s and inside mprotect at 10/s"
 check "both streams fired their schedule: 30000 and 30 events" jq_true "$TMP/acc.json" \
 	'[.events.streams[].events] as $n | ($n[0] - 30000 | fabs) <= 2 and ($n[1] - 30 | fabs) <= 1'
-check "both streams report an achieved rate near the requested one (10 %; timing, loose)" \
-	jq_true "$TMP/acc.json" \
-	'[.events.streams[] | .achieved_rate / .requested_rate] | all(. > 0.9 and . < 1.1)'
+# How close the achieved rate comes to the requested one is for bench/events-rate.sh.
+check "both streams report their requested and achieved rates" jq_true "$TMP/acc.json" \
+	'[.events.streams[] | .requested_rate, .achieved_rate] | all(. > 0)'
 check "each stream has its attribution" jq_true "$TMP/acc.json" \
 	'all(.events.streams[]; .attribution | has("stalls") and has("stall_ns") and has("stalls_per_vcpu_s") and .in_flight_ns > 0)'
 check "the baseline is reported" jq_true "$TMP/acc.json" \
@@ -35,17 +35,19 @@ check "the table shows the streams and the baseline" sh -c \
 	"$KVMSTALL --vcpus 2 --memory 64M --workload spin --duration 1 --events madvise-dontneed:outside:rate=100 | grep -q '^baseline (no event in flight)'"
 
 # mprotect keeps data: the guest reads back all it wrote, across EFAULT retries.
+# hold=met keeps each read-only window open until a vCPU has written into it.
 run_vm keep --vcpus 2 --memory 64M --workload touch --stride 64 --duration 2 \
-	--events mprotect:inside:rate=50,pages=16384
+	--events mprotect:inside:rate=50,pages=16384,hold=met
 ok $? "touch under whole-slot mprotect events"
 check "no word came back zeroed or corrupted" jq_true "$TMP/keep.json" \
 	'.result.data_check | .zeroed_reads == 0 and .corrupt_reads == 0'
-check "vCPUs met the read-only window and retried" jq_true "$TMP/keep.json" \
-	'[.vcpus[].efault_retries] | add > 0'
+check "vCPUs met every read-only window and retried" jq_true "$TMP/keep.json" \
+	'([.vcpus[].efault_retries] | add) >= .events.streams[0].events and .events.streams[0].hold == {"met": .events.streams[0].events, "unmet": 0}'
 
 # DONTNEED discards: zeroed words are reported and explained, not an error.
+# hold=met: each event is waited on until the guest has read back a zeroed word.
 run_vm drop --vcpus 2 --memory 64M --workload touch --stride 64 --duration 2 \
-	--events madvise-dontneed:inside:rate=200,pages=64
+	--events madvise-dontneed:inside:rate=200,pages=64,hold=met
 ok $? "touch under inside DONTNEED events: the run passes"
 check "zeroed words were seen and put down to the events" jq_true "$TMP/drop.json" \
 	'.result.data_check | .zeroed_reads > 0 and .corrupt_reads == 0 and .explained_by_events'

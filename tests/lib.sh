@@ -77,6 +77,37 @@ run_vm() {
 	return $rc
 }
 
+# start_vm NAME ARGS...: start kvmstall in the background, outputs as for
+# run_vm; VM_PID is its process id.  Follow it with await_ready NAME: no
+# test guesses how long kvmstall takes to get somewhere.
+start_vm() {
+	name=$1
+	shift
+	rm -f "$TMP/$name.ready"
+	mkfifo "$TMP/$name.ready" || return 1
+	"$KVMSTALL" --quiet --json "$TMP/$name.json" --ready-fd 3 "$@" \
+		3> "$TMP/$name.ready" > "$TMP/$name.out" 2> "$TMP/$name.err" &
+	VM_PID=$!
+}
+
+# await_ready NAME: wait until every vCPU of the VM that start_vm started
+# runs its workload (kvmstall's --ready-fd); false, with its stderr shown,
+# if it exited before that or took longer than 300 s.
+await_ready() {
+	line=$(timeout 300 head -n 1 "$TMP/$1.ready")
+	[ "$line" = ready ] && return 0
+	echo "# kvmstall did not get ready (read '$line'):"
+	sed 's/^/#   /' "$TMP/$1.err" | head -n 20
+	return 1
+}
+
+# stop_vm SIGNAL: send the VM that start_vm started a signal and wait for it;
+# returns its exit status.
+stop_vm() {
+	kill -s "$1" "$VM_PID" 2>/dev/null
+	wait "$VM_PID"
+}
+
 hp_dir() { # hp_dir SIZE_KB
 	echo "/sys/kernel/mm/hugepages/hugepages-${1}kB"
 }

@@ -29,6 +29,9 @@ static void test_parse(void)
 		       s.burst == 100 && s.every_ns == 250000000 && s.rate == 0 &&
 		       s.edge == KS_EDGE_FIRST,
 	       "bursts and a fixed edge");
+	tap_ok(ks_ev_parse("madvise-dontneed:inside:hold=met", &s, err, sizeof(err)) == 0 &&
+		       s.hold_met && s.kind == KS_EV_DONTNEED,
+	       "hold=met on a discarding kind");
 
 	static const struct {
 		const char *spec, *must;
@@ -48,6 +51,11 @@ static void test_parse(void)
 		{ "mprotect:inside:via=carrier-pigeon", "bad value 'carrier-pigeon' for via" },
 		{ "mprotect:inside:rate", "'rate' is not key=value" },
 		{ "remap:inside", "decoys only" },
+		{ "mprotect:inside:hold=forever", "bad value 'forever' for hold" },
+		{ "madvise-cold:inside:hold=met", "notices at once" },
+		{ "madvise-free:inside:hold=met", "notices at once" },
+		{ "mprotect:outside:hold=met", "needs guest memory" },
+		{ "madvise-dontneed:edge:hold=met", "needs guest memory" },
 	};
 	size_t i;
 
@@ -146,7 +154,7 @@ static void test_ranges(uint64_t ps)
 
 int main(void)
 {
-	tap_plan(3 + 15 + 3 * 13);
+	tap_plan(4 + 20 + 3 * 13);
 	test_parse();
 	test_ranges(4 * KiB);
 	test_ranges(2 * MiB);

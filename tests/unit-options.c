@@ -88,6 +88,9 @@ static const struct bad_case bad[] = {
 	{ { "--frobnicate" }, "--frobnicate" },
 	{ { "--vcpus" }, "--vcpus" },
 	{ { "extra" }, "extra" },
+	{ { "--ready-fd", "0" }, "--ready-fd" },
+	{ { "--ready-fd", "three" }, "--ready-fd" },
+	{ { "--ready-fd", "1000" }, "not open for writing" },
 };
 
 int main(void)
@@ -121,7 +124,7 @@ int main(void)
 	struct ks_config cfg;
 	char err[1024];
 	size_t i;
-	unsigned int nplan = 16 + 3 * (unsigned int)(sizeof(bad) / sizeof(bad[0]));
+	unsigned int nplan = 17 + 3 * (unsigned int)(sizeof(bad) / sizeof(bad[0]));
 
 	tap_plan(nplan);
 	parse(&cfg, argv_default);
@@ -131,6 +134,7 @@ int main(void)
 	tap_eq_u64(cfg.threshold_ns, 20000, "default threshold 20 us");
 	tap_eq_u64(cfg.duration_ns, 10 * NSEC_PER_SEC, "default duration 10 s");
 	tap_ok(cfg.prefault && cfg.numa && !cfg.pin && !cfg.quiet, "default flags");
+	tap_ok(cfg.ready_fd == -1, "no --ready-fd by default");
 
 	parse(&cfg, argv_good);
 	tap_eq_u64(cfg.vcpus, 256, "--vcpus 256");

@@ -29,12 +29,12 @@ for b in hugetlb-2M memfd-hugetlb-2M; do
 		continue
 	fi
 	before=$(hp_free 2048)
-	timeout 120 "$KVMSTALL" --vcpus 2 --memory 32M --backing "$b" --workload touch \
-		--duration 3 --quiet --json "$TMP/$b.json" 2> "$TMP/$b.err" &
-	pid=$!
-	sleep 2
+	# Held until the pool has been read: the run ends on SIGTERM, not on a timer.
+	start_vm "$b" --vcpus 2 --memory 32M --backing "$b" --workload touch --duration 600
+	await_ready "$b"
+	ok $? "$b: every vCPU reached the workload"
 	during=$(hp_free 2048)
-	wait $pid
+	stop_vm TERM
 	ok $? "$b: run succeeds"
 	check "$b: the VM held 18 pages of the pool ($before free before, $during during)" \
 		test $((before - during)) -ge 18

@@ -33,11 +33,12 @@ else
 fi
 
 # Thread names, seen from /proc while the VM runs.
-"$KVMSTALL" --vcpus 3 --memory 64M --workload spin --duration 3 --quiet &
-pid=$!
-sleep 1.5
-names=$(cat /proc/$pid/task/*/comm 2>/dev/null | sort | tr '\n' ' ')
-wait $pid
+start_vm names --vcpus 3 --memory 64M --workload spin --duration 600
+await_ready names
+ok $? "3 vCPUs reached the workload"
+names=$(cat /proc/$VM_PID/task/*/comm 2>/dev/null | sort | tr '\n' ' ')
+stop_vm TERM
+ok $? "a run stopped by SIGTERM exits 0"
 check "vCPU threads are named ks-vcpu-N ($names)" sh -c "echo '$names' | grep -q 'ks-vcpu-0 ks-vcpu-1 ks-vcpu-2'"
 
 run_vm pin --vcpus 4 --memory 64M --workload spin --duration 1 --pin

@@ -182,6 +182,12 @@ static int parse_key(struct ks_ev_spec *o, const char *key, const char *val, cha
 			return bad(err, errlen, text, what,
 				   "edge is before, after, first, last or all");
 		o->edge = (enum ks_edge)i;
+	} else if (!strcmp(key, "hold")) {
+		if (strcmp(val, "met"))
+			return bad(
+				err, errlen, text, what,
+				"hold takes one value, met: wait until the guest meets each event");
+		o->hold_met = true;
 	} else if (!strcmp(key, "via")) {
 		if (!ks_via_parse(val, &o->via))
 			return bad(err, errlen, text, what, "via is auto, uring or syscall");
@@ -190,7 +196,8 @@ static int parse_key(struct ks_ev_spec *o, const char *key, const char *val, cha
 		snprintf(what, sizeof(what), "unknown key '%s'", key);
 		return bad(
 			err, errlen, text, what,
-			"keys are rate, burst, every, delay, count, pages, placement, slots, edge and via");
+			"keys are rate, burst, every, delay, count, pages, placement, slots, edge, via "
+			"and hold");
 	}
 	return 0;
 }
@@ -258,6 +265,14 @@ int ks_ev_parse(const char *text, struct ks_ev_spec *o, char *err, size_t errlen
 	if ((o->kind == KS_EV_REMAP || o->kind == KS_EV_MREMAP) && o->target != KS_TGT_OUTSIDE)
 		return bad(err, errlen, text, "remap and mremap move decoys only",
 			   "use the outside target");
+	/* MADV_FREE discards only under memory pressure: the guest may never notice. */
+	if (o->hold_met && o->kind != KS_EV_MPROTECT && o->kind != KS_EV_DONTNEED &&
+	    o->kind != KS_EV_REMOVE && o->kind != KS_EV_PUNCH)
+		return bad(err, errlen, text, "hold=met needs an event the guest notices at once",
+			   "use it with mprotect, madvise-dontneed, madvise-remove or punch");
+	if (o->hold_met && o->target != KS_TGT_INSIDE)
+		return bad(err, errlen, text, "hold=met needs guest memory",
+			   "use it with the inside target; the guest never touches the decoys");
 	return 0;
 }
 

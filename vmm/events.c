@@ -217,6 +217,17 @@ void events__prepare(struct ks_vm *vm)
 						"slots 0 to %u",
 						s->text, k, vm->layout.nslots - 1);
 		}
+		if (s->hold_met && s->kind == KS_EV_MPROTECT && vm->cfg->workload != KS_WL_TOUCH &&
+		    vm->cfg->workload != KS_WL_FAULT)
+			die_usage(
+				"invalid --events '%s': hold=met on mprotect waits for a guest write; "
+				"use --workload touch or fault",
+				s->text);
+		if (s->hold_met && s->kind != KS_EV_MPROTECT && vm->cfg->workload != KS_WL_TOUCH)
+			die_usage(
+				"invalid --events '%s': hold=met on %s waits for the guest to read "
+				"back zeroed memory; use --workload touch",
+				s->text, ks_ev_kind_name(s->kind));
 		why = unsupported(vm, s->kind);
 		if (why) {
 			skip_stream(st, why);
@@ -318,6 +329,43 @@ static int migrate(struct ks_stream *st, struct ks_slot *s, uint8_t *addr, uint6
 	return rc;
 }
 
+/*
+ * hold=met: how often the guest has met an event so far.  A write into
+ * read-only memory shows as a KVM_RUN EFAULT that the vCPU retries; memory
+ * that was discarded shows as words the touch workload reads back as zero.
+ * The guest's counters are read only to end a wait early: a guest that
+ * lies can make a wait last its full KS_HOLD_MAX_NS, nothing more.
+ */
+static uint64_t met_count(const struct ks_stream *st)
+{
+	const struct ks_vm *vm = st->vm;
+	uint64_t sum = 0;
+	unsigned int i;
+
+	if (st->spec.kind == KS_EV_MPROTECT)
+		return __atomic_load_n(&vm->efault_total, __ATOMIC_ACQUIRE);
+	for (i = 0; i < vm->layout.nvcpus; i++)
+		sum += __atomic_load_n(&vm->vcpus[i].shared->zeroed, __ATOMIC_RELAXED);
+	return sum;
+}
+
+/* Wait until the guest meets the event (the count moves past @base), or give up. */
+static void hold_until_met(struct ks_stream *st, uint64_t base)
+{
+	const struct timespec nap = { .tv_nsec = 100 * 1000 };
+	uint64_t deadline = now_ns() + KS_HOLD_MAX_NS;
+
+	while (met_count(st) == base) {
+		if (__atomic_load_n(&st->vm->events_stop, __ATOMIC_ACQUIRE) ||
+		    now_ns() >= deadline) {
+			st->unmet++;
+			return;
+		}
+		nanosleep(&nap, NULL);
+	}
+	st->met++;
+}
+
 /* Fire one event with plain syscalls; returns 0 or -errno. */
 static int fire_syscall(struct ks_stream *st, struct ks_slot *s, uint64_t off, uint64_t len,
 			uint64_t n)
@@ -325,11 +373,12 @@ static int fire_syscall(struct ks_stream *st, struct ks_slot *s, uint64_t off, u
 	struct ks_vm *vm = st->vm;
 	uint8_t *addr = s->reserve + off;
 	int fd, rc = 0;
-	uint64_t foff, piece;
+	uint64_t foff, piece, base;
 
 	switch (st->spec.kind) {
 	case KS_EV_MPROTECT:
 		__atomic_fetch_add(&vm->protect_inflight, 1, __ATOMIC_SEQ_CST);
+		base = met_count(st);
 		if (mprotect(addr, len, PROT_READ) < 0)
 			rc = -errno;
 		if (vm->cfg->verify_events) {
@@ -339,6 +388,9 @@ static int fire_syscall(struct ks_stream *st, struct ks_slot *s, uint64_t off, u
 				!ks_verify_prot((uintptr_t)addr, perm, sizeof(perm)) ||
 				strncmp(perm, "r--", 3) != 0;
 		}
+		/* The window stays open until a vCPU's write has run into it. */
+		if (st->spec.hold_met && !rc)
+			hold_until_met(st, base);
 		if (mprotect(addr, len, PROT_READ | PROT_WRITE) < 0 && !rc)
 			rc = -errno;
 		__atomic_store_n(&vm->protect_last_end_ns, now_ns(), __ATOMIC_SEQ_CST);
@@ -448,7 +500,7 @@ static void *stream_thread(void *arg)
 	struct pending batch[KS_BATCH];
 	struct io_uring ring;
 	bool uring = st->uring;
-	uint64_t k = 0, now;
+	uint64_t k = 0, now, base = 0;
 	char err[256], name[16];
 	unsigned int nb, i;
 
@@ -475,8 +527,10 @@ static void *stream_thread(void *arg)
 			sleep_until(due - now > 50000000 ? now + 50000000 : due);
 			continue;
 		}
-		for (nb = 0; nb < KS_BATCH && (!s->count || k + nb < s->count) &&
-			     due_of(st, k + nb) <= now && due_of(st, k + nb) < st->t_end;
+		/* hold=met: one event at a time, each waited for. */
+		for (nb = 0;
+		     nb < (s->hold_met ? 1 : KS_BATCH) && (!s->count || k + nb < s->count) &&
+		     due_of(st, k + nb) <= now && due_of(st, k + nb) < st->t_end;
 		     nb++) {
 			struct pending *p = &batch[nb];
 			struct ks_ev_range r;
@@ -494,6 +548,8 @@ static void *stream_thread(void *arg)
 			p->rec.len = r.len;
 			p->rec.slot = r.overlaps_slot ? (int16_t)(p->slot - vm->slots) : -1;
 		}
+		if (s->hold_met && s->kind != KS_EV_MPROTECT)
+			base = met_count(st);
 		if (uring) {
 			unsigned int queued = 0;
 
@@ -543,6 +599,8 @@ static void *stream_thread(void *arg)
 				p->rec.result = fire_syscall(st, p->slot, p->off, p->rec.len, p->n);
 				p->rec.end_ns = now_ns();
 			}
+			if (s->hold_met && s->kind != KS_EV_MPROTECT && !p->rec.result)
+				hold_until_met(st, base);
 			log_event(st, &p->rec);
 			if (vm->cfg->verify_events && !p->rec.result)
 				verify(st, p);

@@ -73,6 +73,7 @@ struct ks_ev_spec {
 	uint64_t slot_mask; /* slots to aim at (bit i: slot i); all when 0 */
 	enum ks_via via;
 	bool via_given; /* via= in the spec: --submit does not override it */
+	bool hold_met;	/* hold=met: wait for the guest to meet each event */
 	char text[256]; /* the spec as given, for reports */
 };
 
@@ -143,8 +144,14 @@ struct ks_stream {
 	uint64_t verify_failed;
 	uint64_t verify_unknown;
 	bool verify_mid_failed;
+	/* hold=met */
+	uint64_t met;	       /* events the guest met */
+	uint64_t unmet;	       /* events it did not meet within KS_HOLD_MAX_NS */
 	char verify_note[160]; /* the first failure */
 };
+
+/* hold=met gives up on an event that the guest has not met after this long. */
+#define KS_HOLD_MAX_NS (10 * 1000 * 1000 * 1000ULL)
 
 /* HugeTLB pages a stream may need beyond slots and decoys. */
 uint64_t events__pool_headroom(const struct ks_ev_spec *s);

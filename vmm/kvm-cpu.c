@@ -204,6 +204,8 @@ static void run_loop(struct ks_vcpu *vcpu)
 				efault_last = t;
 				if (t - efault_since < KS_EFAULT_PATIENCE_NS) {
 					vcpu->efault_retries++;
+					__atomic_fetch_add(&vcpu->vm->efault_total, 1,
+							   __ATOMIC_RELEASE);
 					sched_yield();
 					continue;
 				}

@@ -57,6 +57,7 @@ struct ks_config {
 	bool progress; /* resolved: live line on a terminal */
 	const char *json_path;
 	const char *csv_path;
+	int ready_fd;		   /* --ready-fd: told when every vCPU runs the workload; -1 */
 	struct ks_ev_spec *events; /* --events, in order */
 	unsigned int nevents;
 	enum ks_via submit;   /* --submit: default for streams without via= */
@@ -155,6 +156,7 @@ struct ks_vm {
 	bool events_stop;
 	unsigned int protect_inflight; /* mprotect events between read-only and back */
 	uint64_t protect_last_end_ns;
+	uint64_t efault_total; /* EFAULT retries of all vCPUs, for hold=met */
 };
 
 /* kvm.c */

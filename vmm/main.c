@@ -143,6 +143,30 @@ static void wait_ready(struct ks_vm *vm)
 			   (uint64_t)(KS_START_TIMEOUT_NS / NSEC_PER_SEC));
 }
 
+/*
+ * --ready-fd: one line once every vCPU runs its workload and the event
+ * streams have started, then the descriptor is closed.  A run that never
+ * gets there closes it without a word, so a reader sees end-of-file.
+ */
+static void tell_ready(struct ks_vm *vm)
+{
+	int fd = vm->cfg->ready_fd;
+	ssize_t n;
+
+	if (fd < 0)
+		return;
+	if (__atomic_load_n(&vm->nready, __ATOMIC_ACQUIRE) == vm->layout.nvcpus && !stop_signal &&
+	    !any_failed(vm)) {
+		do
+			n = write(fd, "ready\n", 6);
+		while (n < 0 && errno == EINTR);
+		if (n != 6)
+			pr_warning("--ready-fd %d: cannot write to it (%s)", fd,
+				   n < 0 ? strerror(errno) : "short write");
+	}
+	close(fd);
+}
+
 static void run(struct ks_vm *vm, struct ks_run *r)
 {
 	const struct ks_config *cfg = vm->cfg;
@@ -158,6 +182,7 @@ static void run(struct ks_vm *vm, struct ks_run *r)
 	block_signals(true);
 	events__start(vm, r->run_start_ns, r->run_start_ns + cfg->duration_ns);
 	block_signals(false);
+	tell_ready(vm);
 	deadline = r->run_start_ns + cfg->duration_ns;
 	next_sample = r->run_start_ns + cfg->interval_ns;
 	while (!stop_signal && !any_failed(vm)) {
@@ -257,6 +282,12 @@ int main(int argc, char **argv)
 	for (i = 0; i < vm.nstreams; i++) {
 		const struct ks_stream *st = &vm.streams[i];
 
+		if (st->unmet)
+			pr_warning("--events '%s': the guest did not meet %" PRIu64
+				   " of %zu events "
+				   "within %llu s (hold=met)",
+				   st->spec.text, st->unmet, st->nrecs,
+				   (unsigned long long)(KS_HOLD_MAX_NS / NSEC_PER_SEC));
 		if (st->verify_failed) {
 			pr_err("--events '%s': %" PRIu64
 			       " of %zu events did not take effect; first: %s",

@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,8 @@ static void usage(FILE *f)
 		"  -j, --json PATH          write the report as JSON (schema in kvmstall(1))\n"
 		"      --csv PATH           write a time series, one row per interval and vCPU\n"
 		"  -i, --interval TIME      sampling interval for --csv and progress (default 1s)\n"
+		"      --ready-fd N         write \"ready\" to descriptor N and close it once every\n"
+		"                           vCPU runs its workload and the events have started\n"
 		"  -q, --quiet              no progress line and no summary table\n"
 		"  -v, --verbose            debug messages\n"
 		"  -h, --help               this text\n"
@@ -151,6 +154,7 @@ enum {
 	OPT_SUBMIT,
 	OPT_SCENARIO,
 	OPT_VERIFY_EVENTS,
+	OPT_READY_FD,
 };
 
 static const struct option long_opts[] = {
@@ -175,6 +179,7 @@ static const struct option long_opts[] = {
 	{ "scenario", required_argument, NULL, OPT_SCENARIO },
 	{ "verify-events", no_argument, NULL, OPT_VERIFY_EVENTS },
 	{ "interval", required_argument, NULL, 'i' },
+	{ "ready-fd", required_argument, NULL, OPT_READY_FD },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -197,6 +202,25 @@ static void check_output_path(const char *opt, const char *path)
 	close(fd);
 	if (!existed)
 		unlink(path);
+}
+
+/* --ready-fd N: an open descriptor we may write to, other than standard input. */
+static int parse_ready_fd(const char *val)
+{
+	unsigned long long v;
+	int fl;
+
+	if (!parse_uint(val, INT_MAX, &v) || v == 0)
+		bad("--ready-fd", val, "expected a file descriptor number, 1 or more");
+	fl = fcntl((int)v, F_GETFL);
+	if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY)
+		die_usage(
+			"invalid --ready-fd '%s': descriptor %llu is not open for writing; open it "
+			"in the shell, as in --ready-fd 3 3>FILE",
+			val, v);
+	/* Not inherited by anything kvmstall may start. */
+	fcntl((int)v, F_SETFD, FD_CLOEXEC);
+	return (int)v;
 }
 
 static void add_event(struct ks_config *cfg, const char *text)
@@ -413,6 +437,9 @@ static void parse_args(struct ks_config *cfg, int argc, char **argv)
 		case OPT_VERIFY_EVENTS:
 			cfg->verify_events = true;
 			break;
+		case OPT_READY_FD:
+			cfg->ready_fd = parse_ready_fd(optarg);
+			break;
 		case OPT_SCENARIO:
 			break; /* read before the other options, see below */
 		case 'i':
@@ -463,6 +490,7 @@ void options__parse(struct ks_config *cfg, int argc, char **argv)
 		.interval_ns = NSEC_PER_SEC,
 		.prefault = true,
 		.numa = true,
+		.ready_fd = -1,
 		.argc = argc,
 		.argv = argv,
 	};

@@ -537,6 +537,15 @@ static json_t *json_stream(const struct ks_run *r, const struct ks_stream *st,
 	set(j, "first_error",
 	    o->first_error ? json_string(strerror(-o->first_error)) : json_null());
 	set(j, "achieved_rate", json_real(o->achieved_rate));
+	if (sp->hold_met) {
+		json_t *h = json_object();
+
+		set(h, "met", jint(st->met));
+		set(h, "unmet", jint(st->unmet));
+		set(j, "hold", h);
+	} else {
+		set(j, "hold", json_null());
+	}
 	set(j, "latency_ns", json_pct(&o->latency_ns));
 	set(j, "lateness_ns", json_pct(&o->lateness_ns));
 	set(att, "stalls", jint(o->stalls));
