@@ -366,6 +366,28 @@ static void hold_until_met(struct ks_stream *st, uint64_t base)
 	st->met++;
 }
 
+/*
+ * hold=met on a kind that discards memory: the guest notices a discard
+ * only where it had written something, so wait until every vCPU has
+ * written its whole region once (touch publishes its writes), or give up.
+ */
+static void await_guest_data(struct ks_stream *st)
+{
+	const struct timespec nap = { .tv_nsec = 1000 * 1000 };
+	const struct ks_vm *vm = st->vm;
+	uint64_t pass = vm->layout.region_size / vm->cfg->stride;
+	uint64_t deadline = now_ns() + KS_HOLD_MAX_NS;
+	unsigned int i = 0;
+
+	while (i < vm->layout.nvcpus && now_ns() < deadline &&
+	       !__atomic_load_n(&vm->events_stop, __ATOMIC_ACQUIRE)) {
+		if (__atomic_load_n(&vm->vcpus[i].shared->touches, __ATOMIC_RELAXED) >= pass)
+			i++;
+		else
+			nanosleep(&nap, NULL);
+	}
+}
+
 /* Fire one event with plain syscalls; returns 0 or -errno. */
 static int fire_syscall(struct ks_stream *st, struct ks_slot *s, uint64_t off, uint64_t len,
 			uint64_t n)
@@ -514,6 +536,8 @@ static void *stream_thread(void *arg)
 		st->uring = false;
 	}
 
+	if (s->hold_met && s->kind != KS_EV_MPROTECT)
+		await_guest_data(st);
 	while (!__atomic_load_n(&vm->events_stop, __ATOMIC_ACQUIRE)) {
 		uint64_t due = due_of(st, k);
 
