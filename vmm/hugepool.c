@@ -67,6 +67,9 @@ void hugepool__release(struct ks_hugepool *pool)
 			write_u64_file(path, nr > p->added ? nr - p->added : 0);
 		p->added = 0;
 	}
+	if (pool == pool_at_exit)
+		pool_at_exit = NULL;
+	free(pool);
 }
 
 static void release_at_exit(void)

@@ -95,7 +95,7 @@ static void ready(struct ks_vcpu *vcpu)
 	vcpu->ready_ns = now_ns();
 	vcpu->state = KS_VCPU_RUNNING;
 	pthread_mutex_lock(&vm->lock);
-	if (++vm->nready == vm->layout.nvcpus)
+	if (__atomic_add_fetch(&vm->nready, 1, __ATOMIC_RELEASE) == vm->layout.nvcpus)
 		vm->all_ready_ns = vcpu->ready_ns;
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);

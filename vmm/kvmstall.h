@@ -62,6 +62,7 @@ struct ks_config {
 	unsigned int nevents;
 	enum ks_via submit;   /* --submit: default for streams without via= */
 	const char *scenario; /* --scenario file, if any */
+	char **scenario_argv; /* its options as arguments; cfg points into them */
 	char **argv;	      /* the command line, for the report */
 	int argc;
 };
@@ -111,7 +112,13 @@ struct ks_vcpu {
 	uint64_t region_size;
 	struct ks_params *params; /* in guest memory */
 	struct ks_shared *shared; /* in guest memory, written by the guest */
-	volatile int state;	  /* enum ks_vcpu_state */
+	/*
+	 * enum ks_vcpu_state: written by the vCPU thread, read by the main
+	 * thread while it runs.  Every access is sequentially consistent, so
+	 * what the vCPU thread wrote before (error, tsc_at_start) is visible
+	 * to a reader that sees the new state.
+	 */
+	_Atomic int state;
 	char error[256];
 	uint64_t ready_ns; /* host time the guest reported ring 3 */
 	uint64_t done_ns;
@@ -148,8 +155,8 @@ struct ks_vm {
 	struct ks_hugepool *pool;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	unsigned int nready;
-	unsigned int nfinished;
+	unsigned int nready;	/* under lock; read without it with __atomic_load_n */
+	unsigned int nfinished; /* under lock */
 	/* host memory events */
 	struct ks_stream *streams;
 	unsigned int nstreams;

@@ -139,7 +139,7 @@ static void wait_ready(struct ks_vm *vm)
 	}
 	if (!stop_signal && !any_failed(vm))
 		pr_warning("only %u of %u vCPUs reached the workload within %" PRIu64 " s",
-			   vm->nready, vm->layout.nvcpus,
+			   __atomic_load_n(&vm->nready, __ATOMIC_ACQUIRE), vm->layout.nvcpus,
 			   (uint64_t)(KS_START_TIMEOUT_NS / NSEC_PER_SEC));
 }
 
@@ -309,5 +309,6 @@ int main(int argc, char **argv)
 	mem__teardown(&vm);
 	kvm__destroy_vm(&vm);
 	free(vm.nodes);
+	options__free(&cfg);
 	return status;
 }

@@ -396,4 +396,5 @@ void mem__teardown(struct ks_vm *vm)
 		munmap(vm->sys, vm->layout.sys_size);
 	vm->sys = NULL;
 	hugepool__release(vm->pool);
+	vm->pool = NULL;
 }

@@ -502,6 +502,7 @@ void options__parse(struct ks_config *cfg, int argc, char **argv)
 		scenario_args(scenario, &sargc, &sargv);
 		parse_args(cfg, sargc, sargv);
 		cfg->scenario = scenario;
+		cfg->scenario_argv = sargv;
 	}
 	parse_args(cfg, argc, argv);
 	for (i = 0; i < cfg->nevents; i++)
@@ -512,4 +513,17 @@ void options__parse(struct ks_config *cfg, int argc, char **argv)
 	if (cfg->csv_path)
 		check_output_path("--csv", cfg->csv_path);
 	cfg->progress = !cfg->quiet && isatty(STDERR_FILENO);
+}
+
+void options__free(struct ks_config *cfg)
+{
+	char **a;
+
+	free(cfg->events);
+	cfg->events = NULL;
+	cfg->nevents = 0;
+	for (a = cfg->scenario_argv; a && *a; a++)
+		free(*a);
+	free(cfg->scenario_argv);
+	cfg->scenario_argv = NULL;
 }

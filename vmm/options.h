@@ -9,6 +9,8 @@
  * line naming the option and what it accepts; --help and --version exit 0.
  */
 void options__parse(struct ks_config *cfg, int argc, char **argv);
+/* What options__parse allocated. */
+void options__free(struct ks_config *cfg);
 const char *workload_name(enum ks_workload w);
 
 #endif
