@@ -28,7 +28,9 @@ expect_usage "bad value '0' for rate" --events mprotect:inside:rate=0
 expect_usage "bad value '-10' for rate" --events mprotect:inside:rate=-10
 expect_usage "unknown target 'somewhere'" --events mprotect:somewhere
 expect_usage "invalid --submit" --submit pigeon
-expect_usage "invalid --scenario" --scenario /nonexistent.json
+expect_usage "^kvmstall: invalid --scenario '/nonexistent.json': No such file or directory$" \
+	--scenario /nonexistent.json
+expect_usage "^kvmstall: invalid --scenario '/': Is a directory$" --scenario /
 expect_usage "descriptor 57 is not open for writing" --ready-fd 57
 expect_usage "descriptor 0 is not open\|expected a file descriptor" --ready-fd 0
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then

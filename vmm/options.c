@@ -8,7 +8,9 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <errno.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,16 +292,28 @@ static char *scenario_event(const char *file, json_t *ev)
 static void scenario_args(const char *file, int *argc_out, char ***argv_out)
 {
 	json_error_t jerr;
-	json_t *root = json_load_file(file, 0, &jerr), *v, *ev;
-	char **argv = xcalloc(2, sizeof(char *));
+	json_t *root, *v, *ev;
+	char **argv;
 	int argc = 1;
 	const char *key;
 	size_t i;
+	struct stat sb;
+	FILE *f = fopen(file, "r");
 
+	/* A file that cannot be read: its name and the errno, nothing else. */
+	if (!f)
+		die_usage("invalid --scenario '%s': %m", file);
+	if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode))
+		die_usage("invalid --scenario '%s': %s", file, strerror(EISDIR));
+	root = json_loadf(f, 0, &jerr);
+	if (!root && ferror(f))
+		die_usage("invalid --scenario '%s': %m", file);
+	fclose(f);
 	if (!root)
-		die_usage(
-			"invalid --scenario '%s': %s (line %d); expected a JSON object of options",
-			file, jerr.text, jerr.line);
+		die_usage("invalid --scenario '%s': %s (line %d, column %d); expected a JSON object "
+			  "of options",
+			  file, jerr.text, jerr.line, jerr.column);
+	argv = xcalloc(2, sizeof(char *));
 	if (!json_is_object(root))
 		die_usage("invalid --scenario '%s': expected a JSON object of options", file);
 	argv[0] = xstrdup("kvmstall");
