@@ -9,7 +9,11 @@ T_FAILED=0
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kvmstall-test.XXXXXX") || exit 99
 HP_RESTORE=""
 
+T_MOUNTS=""
 cleanup() {
+	for m in $T_MOUNTS; do
+		umount "$m" 2>/dev/null
+	done
 	for r in $HP_RESTORE; do
 		echo "${r#*=}" > "${r%=*}" 2>/dev/null
 	done

@@ -269,6 +269,8 @@ int main(int argc, char **argv)
 	attrib__compute(&vm, r.run_start_ns, r.run_end_ns, &r.attrib);
 	csv__sample(&r, now_ns());
 	csv__close(&r);
+	if (r.csv_failed)
+		status = KS_EXIT_FAIL;
 
 	for (i = 0; i < vm.layout.nvcpus; i++) {
 		if (vm.vcpus[i].state == KS_VCPU_FAILED) {

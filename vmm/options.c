@@ -20,7 +20,7 @@
 
 /* Far above any KVM_CAP_MAX_VCPUS; the real limit is checked against KVM. */
 #define KS_VCPUS_LIMIT 4096
-#define KS_SLOTS_LIMIT 32000
+#define KS_SLOTS_LIMIT 65535
 
 /*
  * 20 us: far above the loop period (tens of ns) and a cache or TLB miss,
@@ -310,9 +310,10 @@ static void scenario_args(const char *file, int *argc_out, char ***argv_out)
 		die_usage("invalid --scenario '%s': %m", file);
 	fclose(f);
 	if (!root)
-		die_usage("invalid --scenario '%s': %s (line %d, column %d); expected a JSON object "
-			  "of options",
-			  file, jerr.text, jerr.line, jerr.column);
+		die_usage(
+			"invalid --scenario '%s': %s (line %d, column %d); expected a JSON object "
+			"of options",
+			file, jerr.text, jerr.line, jerr.column);
 	argv = xcalloc(2, sizeof(char *));
 	if (!json_is_object(root))
 		die_usage("invalid --scenario '%s': expected a JSON object of options", file);

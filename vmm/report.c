@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -608,6 +609,8 @@ int report__json(const struct ks_run *r, const char *path)
 	char ts[64];
 	time_t secs = (time_t)(r->started_realtime_ns / NSEC_PER_SEC);
 	struct tm tm;
+	char tmp[PATH_MAX + 16];
+	FILE *f;
 	int rc;
 
 	gmtime_r(&secs, &tm);
@@ -676,10 +679,27 @@ int report__json(const struct ks_run *r, const char *path)
 	set(root, "kvm_stats", json_kvmstats(&r->kstats));
 	set(root, "events", json_events(r));
 
-	rc = json_dump_file(root, path, JSON_INDENT(1) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));
+	/* A temporary file renamed into place: never a truncated report. */
+	f = out_file_open(path, tmp, sizeof(tmp));
+	if (!f) {
+		json_decref(root);
+		pr_err("cannot write the JSON report %s: %s", path, strerror(errno));
+		return -1;
+	}
+	errno = 0;
+	rc = json_dumpf(root, f, JSON_INDENT(1) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));
 	json_decref(root);
 	if (rc < 0) {
-		pr_err("cannot write the JSON report to %s: %s", path, strerror(errno));
+		rc = errno ? errno : EIO;
+		out_file_abort(f, tmp);
+		pr_err("cannot write the JSON report %s: %s; no report was written", path,
+		       strerror(rc));
+		return -1;
+	}
+	rc = out_file_commit(f, tmp, path);
+	if (rc < 0) {
+		pr_err("cannot write the JSON report %s: %s; no report was written", path,
+		       strerror(-rc));
 		return -1;
 	}
 	return 0;
@@ -691,11 +711,13 @@ int csv__open(struct ks_run *r, const char *path)
 {
 	unsigned int n = r->vm->layout.nvcpus;
 
-	r->csv = fopen(path, "w");
+	/* Written beside @path and renamed over it when the run is over. */
+	r->csv = out_file_open(path, r->csv_tmp, sizeof(r->csv_tmp));
 	if (!r->csv) {
-		pr_err("cannot write the CSV time series to %s: %s", path, strerror(errno));
+		pr_err("cannot write the CSV time series %s: %s", path, strerror(errno));
 		return -1;
 	}
+	r->csv_path = path;
 	r->csv_prev_iter = xcalloc(n, sizeof(uint64_t));
 	r->csv_prev_stalls = xcalloc(n, sizeof(uint64_t));
 	fprintf(r->csv, "time_s,vcpu,iterations,iterations_per_s,stalls,stalls_per_s,"
@@ -732,8 +754,16 @@ void csv__sample(struct ks_run *r, uint64_t now)
 
 void csv__close(struct ks_run *r)
 {
-	if (r->csv && fclose(r->csv) != 0)
-		pr_err("error writing the CSV time series: %s", strerror(errno));
+	int rc;
+
+	if (r->csv) {
+		rc = out_file_commit(r->csv, r->csv_tmp, r->csv_path);
+		if (rc < 0) {
+			pr_err("cannot write the CSV time series %s: %s; it was not written",
+			       r->csv_path, strerror(-rc));
+			r->csv_failed = true;
+		}
+	}
 	r->csv = NULL;
 	free(r->csv_prev_iter);
 	free(r->csv_prev_stalls);

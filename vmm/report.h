@@ -3,6 +3,7 @@
 #ifndef KVMSTALL__REPORT_H
 #define KVMSTALL__REPORT_H
 
+#include <limits.h>
 #include <stdio.h>
 
 #include "attrib.h"
@@ -29,6 +30,9 @@ struct ks_run {
 	bool discarding_events; /* some event discarded guest memory */
 	/* CSV state */
 	FILE *csv;
+	const char *csv_path;
+	char csv_tmp[PATH_MAX + 16]; /* written here, renamed to csv_path at the end */
+	bool csv_failed;
 	uint64_t *csv_prev_iter;
 	uint64_t *csv_prev_stalls;
 	uint64_t csv_prev_ns;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -321,4 +322,56 @@ bool write_u64_file(const char *path, uint64_t v)
 	ok = write(fd, buf, (size_t)n) == n;
 	close(fd);
 	return ok;
+}
+
+FILE *out_file_open(const char *path, char *tmp, size_t tmplen)
+{
+	const char *slash = strrchr(path, '/');
+	size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+	FILE *f;
+	int fd;
+
+	/* Hidden, in the same directory (so rename() stays on one file system). */
+	if ((size_t)snprintf(tmp, tmplen, "%.*s.%s.XXXXXX", (int)dirlen, path, path + dirlen) >=
+	    tmplen) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (fchmod(fd, 0644) < 0 || !(f = fdopen(fd, "w"))) {
+		int err = errno;
+
+		close(fd);
+		unlink(tmp);
+		errno = err;
+		return NULL;
+	}
+	return f;
+}
+
+int out_file_commit(FILE *f, const char *tmp, const char *path)
+{
+	int err = 0;
+
+	if (fflush(f) != 0 || ferror(f))
+		err = errno ? errno : EIO;
+	else if (fsync(fileno(f)) < 0)
+		err = errno;
+	if (fclose(f) != 0 && !err)
+		err = errno;
+	if (!err && rename(tmp, path) < 0)
+		err = errno;
+	if (err) {
+		unlink(tmp);
+		return -err;
+	}
+	return 0;
+}
+
+void out_file_abort(FILE *f, const char *tmp)
+{
+	fclose(f);
+	unlink(tmp);
 }

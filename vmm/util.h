@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdnoreturn.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -62,5 +63,15 @@ const char *fmt_size(uint64_t bytes, char *buf, size_t len);
 char *read_file(const char *path);
 bool read_u64_file(const char *path, uint64_t *out);
 bool write_u64_file(const char *path, uint64_t v);
+
+/*
+ * Output files that never exist half-written: out_file_open() creates a
+ * temporary file beside @path (its name in @tmp), out_file_commit() flushes
+ * it to disk and renames it over @path, out_file_abort() removes it.  Both
+ * return 0 or -errno; on failure nothing is left but the old @path, if any.
+ */
+FILE *out_file_open(const char *path, char *tmp, size_t tmplen);
+int out_file_commit(FILE *f, const char *tmp, const char *path);
+void out_file_abort(FILE *f, const char *tmp);
 
 #endif
