@@ -21,4 +21,35 @@ for sig in INT TERM; do
 	check "SIG$sig: the CSV has its last rows, one per vCPU" \
 		test "$(grep -c '^[0-9.]*,[0-3],' "$TMP/$sig.csv")" -ge 4
 done
+
+# SIGINT at each phase, sent by kvmstall to itself at that exact point
+# (KVMSTALL_TEST_SIGNAL), on HugeTLB memory the run reserves itself: a
+# report complete for what ran, and the pool given back.  teardown:2 is a
+# second Ctrl-C while the VM is being torn down.
+hp_lock
+b=anon
+d=$(hp_dir 2048)
+if [ -d "$d" ] && hp_reserve 2048 0; then
+	b=hugetlb-2M
+	nr0=$(cat "$d/nr_hugepages")
+fi
+for phase in setup prefault run report teardown:2; do
+	p=${phase%%:*}
+	KVMSTALL_TEST_SIGNAL=$phase run_vm "phase-$p" --vcpus 2 --memory 32M --backing $b \
+		--reserve-hugepages --duration 1 --csv "$TMP/phase-$p.csv"
+	ok $? "SIGINT at $phase: exit status 0"
+	case $p in
+	setup | prefault) want='.result.status == "interrupted" and .timing.run_ns == 0' ;;
+	run) want='.result.status == "interrupted" and .timing.run_ns < 1000000000' ;;
+	*) want='.result.status == "ok" and .timing.run_ns >= 1000000000' ;;
+	esac
+	check "SIGINT at $phase: the report says what ran" jq_true "$TMP/phase-$p.json" \
+		"$want and (.vcpus | length) == 2 and all(.vcpus[]; .state == \"done\" and .valid)"
+	check "SIGINT at $phase: the CSV is complete" sh -c \
+		"head -n1 '$TMP/phase-$p.csv' | grep -q '^time_s,' && [ \$(grep -c '^[0-9.]*,[01],' '$TMP/phase-$p.csv') -ge 2 ]"
+	if [ $b = hugetlb-2M ]; then
+		check "SIGINT at $phase: the hugepages it reserved went back ($nr0)" \
+			test "$(cat "$d/nr_hugepages")" -eq "$nr0"
+	fi
+done
 done_testing

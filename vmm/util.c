@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <signal.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -374,4 +375,19 @@ void out_file_abort(FILE *f, const char *tmp)
 {
 	fclose(f);
 	unlink(tmp);
+}
+
+void test_signal_point(const char *phase)
+{
+	const char *want = getenv("KVMSTALL_TEST_SIGNAL");
+	size_t n = strlen(phase);
+	unsigned long count = 1;
+
+	if (!want || strncmp(want, phase, n) || (want[n] && want[n] != ':'))
+		return;
+	if (want[n] == ':')
+		count = strtoul(want + n + 1, NULL, 10);
+	pr_debug("KVMSTALL_TEST_SIGNAL: %lu SIGINT at %s", count, phase);
+	while (count--)
+		raise(SIGINT);
 }

@@ -65,6 +65,13 @@ bool read_u64_file(const char *path, uint64_t *out);
 bool write_u64_file(const char *path, uint64_t v);
 
 /*
+ * Test hook: when the environment has KVMSTALL_TEST_SIGNAL=PHASE (or
+ * PHASE:N for N signals), kvmstall sends itself SIGINT at that point of
+ * its run, so that tests interrupt each phase exactly, not by timing.
+ */
+void test_signal_point(const char *phase);
+
+/*
  * Output files that never exist half-written: out_file_open() creates a
  * temporary file beside @path (its name in @tmp), out_file_commit() flushes
  * it to disk and renames it over @path, out_file_abort() removes it.  Both
