@@ -15,7 +15,17 @@
 	.code64
 	.globl ks_entry
 ks_entry:
-	pushq	$(KS_SEL_DATA3 | 3)	/* ss */
+	/* vCPU 0 of a hostile test payload may misbehave right here. */
+	cmpl	$0, KS_PARAMS_VCPU_ID_OFF(%rdi)
+	jne	2f
+	movl	KS_PARAMS_WORKLOAD_OFF(%rdi), %eax
+	cmpl	$KS_WL_HOSTILE_TRIPLE, %eax
+	je	ks_hostile_triple
+	cmpl	$KS_WL_HOSTILE_HLT, %eax
+	je	ks_hostile_hlt
+	cmpl	$KS_WL_HOSTILE_NEVER_READY, %eax
+	je	ks_hostile_spin
+2:	pushq	$(KS_SEL_DATA3 | 3)	/* ss */
 	pushq	%rsi			/* rsp */
 	pushq	$0x2			/* rflags: IF clear */
 	pushq	$(KS_SEL_CODE3 | 3)	/* cs */
@@ -25,6 +35,21 @@ ks_entry:
 	movl	%eax, %ds
 	movl	%eax, %es
 	iretq
+
+/* An empty IDT, then an exception: #UD, #GP and #DF cannot be delivered. */
+ks_hostile_triple:
+	lidt	ks_null_idt(%rip)
+	ud2
+ks_hostile_hlt:
+	cli
+1:	hlt
+	jmp	1b
+ks_hostile_spin:
+	pause
+	jmp	ks_hostile_spin
+ks_null_idt:
+	.word	0
+	.quad	0
 
 /*
  * Exception stubs, 16 bytes apart from KS_GPA_PAYLOAD + 0x100, so that the

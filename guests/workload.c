@@ -11,6 +11,9 @@
 
 void ks_guest_main(const struct ks_params *p) __attribute__((noreturn, used));
 
+/* KS_WL_HOSTILE_BACKWARDS publishes this, less the iterations so far. */
+#define KS_BACKWARDS_FROM (1ULL << 40)
+
 static inline uint64_t rdtsc(void)
 {
 	uint32_t lo, hi;
@@ -87,6 +90,11 @@ void ks_guest_main(const struct ks_params *p)
 	thr = p->threshold_ticks;
 	hb_mask = p->heartbeat_every - 1;
 	wl = p->workload;
+	/* Hostile payloads: vCPU 0 misbehaves, the others touch memory. */
+	if (wl >= KS_WL_HOSTILE_FIRST && wl <= KS_WL_HOSTILE_LAST && p->vcpu_id != 0)
+		wl = KS_WL_TOUCH;
+	if (wl == KS_WL_HOSTILE_BACKWARDS)
+		WRITE_ONCE(sh->iterations, KS_BACKWARDS_FROM);
 
 	prev = rdtsc();
 	WRITE_ONCE(sh->first_tsc, prev);
@@ -139,12 +147,38 @@ void ks_guest_main(const struct ks_params *p)
 			if (iter == 1000)
 				scribble(sh, now);
 			break;
+		case KS_WL_HOSTILE_RING:
+			/* Claims a million stalls whose records were never written. */
+			if (iter == 1000)
+				__atomic_store_n(&sh->stalls, sh->stalls + 1000000,
+						 __ATOMIC_RELEASE);
+			break;
+		case KS_WL_HOSTILE_BACKWARDS:
+			break; /* see the heartbeat below */
+		case KS_WL_HOSTILE_HISTOGRAM:
+			if (iter == 1000)
+				WRITE_ONCE(sh->hist[100], 0x7fffffffffffffffULL);
+			break;
+		case KS_WL_HOSTILE_UCALLS:
+			for (;;)
+				ucall(0xbad, iter, 0);
+		case KS_WL_HOSTILE_PARAMS:
+			/* The parameter block is the VMM's; the VMM keeps its own copy. */
+			if (iter == 1000) {
+				struct ks_params *w = (struct ks_params *)p;
+
+				WRITE_ONCE(w->threshold_ticks, 1);
+				WRITE_ONCE(w->region_bytes, ~0ULL);
+				WRITE_ONCE(w->vcpu_id, 4242);
+			}
+			break;
 		default:
 			fail(KS_GUEST_ERR_WORKLOAD, wl);
 		}
 
 		if (__builtin_expect((iter & hb_mask) == 0, 0)) {
-			WRITE_ONCE(sh->iterations, iter);
+			WRITE_ONCE(sh->iterations,
+				   wl == KS_WL_HOSTILE_BACKWARDS ? KS_BACKWARDS_FROM - iter : iter);
 			WRITE_ONCE(sh->touches, touches);
 			WRITE_ONCE(sh->position, pos);
 			WRITE_ONCE(sh->last_tsc, now);
@@ -153,7 +187,7 @@ void ks_guest_main(const struct ks_params *p)
 				break;
 		}
 	}
-	WRITE_ONCE(sh->iterations, iter);
+	WRITE_ONCE(sh->iterations, wl == KS_WL_HOSTILE_BACKWARDS ? KS_BACKWARDS_FROM - iter : iter);
 	WRITE_ONCE(sh->touches, touches);
 	WRITE_ONCE(sh->position, pos);
 	WRITE_ONCE(sh->last_tsc, prev);

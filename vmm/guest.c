@@ -47,4 +47,5 @@ void guest__init_vcpu(struct ks_vm *vm, struct ks_vcpu *vcpu)
 	p->shared_gva = area + KS_VCPU_SHARED_OFF;
 	p->control_gva = KS_GPA_CTRL;
 	p->heartbeat_every = KS_HEARTBEAT_EVERY;
+	vcpu->params_set = *p;
 }

@@ -212,8 +212,14 @@ static void run_loop(struct ks_vcpu *vcpu)
 			}
 			if (errno == EINTR || errno == EAGAIN) {
 				if (run->immediate_exit) {
-					vcpu_fail(vcpu,
-						  "did not stop when asked; stopped by force");
+					if (vcpu->state == KS_VCPU_CREATED)
+						vcpu_fail(vcpu,
+							  "never reached its workload in ring 3; "
+							  "stopped by force");
+					else
+						vcpu_fail(
+							vcpu,
+							"did not stop when asked; stopped by force");
 					return;
 				}
 				continue;
@@ -240,6 +246,10 @@ static void run_loop(struct ks_vcpu *vcpu)
 		case KVM_EXIT_MMIO:
 			vcpu_fail(vcpu, "guest accessed unbacked guest-physical address 0x%llx",
 				  run->mmio.phys_addr);
+			return;
+		case KVM_EXIT_HLT:
+			vcpu_fail(vcpu, "guest halted (hlt) with nothing to wake it: the VM has no "
+					"interrupt controller");
 			return;
 		case KVM_EXIT_SHUTDOWN:
 			if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0)
@@ -345,6 +355,24 @@ void kvm_cpu__start_all(struct ks_vm *vm)
 	}
 }
 
+/* Whether a vCPU may still stop by itself: it runs, or may yet reach ring 3. */
+static bool must_wait(const struct ks_vm *vm)
+{
+	bool starting = now_ns() < vm->start_ns + vm->cfg->start_timeout_ns;
+	unsigned int i;
+
+	for (i = 0; i < vm->layout.nvcpus; i++) {
+		const struct ks_vcpu *v = &vm->vcpus[i];
+		int state = v->state;
+
+		if (!v->thread_started)
+			continue;
+		if (state == KS_VCPU_RUNNING || (state == KS_VCPU_CREATED && starting))
+			return true;
+	}
+	return false;
+}
+
 void kvm_cpu__stop_all(struct ks_vm *vm, uint64_t grace_ns)
 {
 	struct timespec ts;
@@ -358,10 +386,24 @@ void kvm_cpu__stop_all(struct ks_vm *vm, uint64_t grace_ns)
 	deadline = realtime_ns() + grace_ns;
 	ts.tv_sec = (time_t)(deadline / NSEC_PER_SEC);
 	ts.tv_nsec = (long)(deadline % NSEC_PER_SEC);
+	/*
+	 * Wait for the guests that can see the stop flag, and for those that
+	 * may still reach ring 3 before --start-timeout; one that did not get
+	 * there in time never will, and is kicked out at once.
+	 */
 	pthread_mutex_lock(&vm->lock);
-	while (vm->nfinished < started)
-		if (pthread_cond_timedwait(&vm->cond, &vm->lock, &ts) == ETIMEDOUT)
+	while (vm->nfinished < started && must_wait(vm)) {
+		uint64_t slice = realtime_ns() + NSEC_PER_SEC / 20;
+		struct timespec t = ts;
+
+		if (slice < deadline) {
+			t.tv_sec = (time_t)(slice / NSEC_PER_SEC);
+			t.tv_nsec = (long)(slice % NSEC_PER_SEC);
+		}
+		if (pthread_cond_timedwait(&vm->cond, &vm->lock, &t) == ETIMEDOUT &&
+		    realtime_ns() >= deadline)
 			break;
+	}
 	pthread_mutex_unlock(&vm->lock);
 
 	/* A guest that ignores the stop flag is kicked out of KVM_RUN. */

@@ -43,6 +43,7 @@ struct ks_config {
 	unsigned int slots;
 	uint64_t decoy_size; /* 0: default (one page, at least 2 MiB) */
 	uint64_t duration_ns;
+	uint64_t start_timeout_ns; /* vCPUs not in ring 3 by then are reported */
 	uint64_t threshold_ns;
 	enum ks_workload workload;
 	uint64_t stride;
@@ -110,8 +111,9 @@ struct ks_vcpu {
 	int node; /* NUMA node of its memory or -1 */
 	uint64_t region_gpa;
 	uint64_t region_size;
-	struct ks_params *params; /* in guest memory */
-	struct ks_shared *shared; /* in guest memory, written by the guest */
+	struct ks_params *params;    /* in guest memory */
+	struct ks_params params_set; /* what the VMM wrote there */
+	struct ks_shared *shared;    /* in guest memory, written by the guest */
 	/*
 	 * enum ks_vcpu_state: written by the vCPU thread, read by the main
 	 * thread while it runs.  Every access is sequentially consistent, so

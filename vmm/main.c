@@ -22,8 +22,6 @@
 #include "report.h"
 #include "util.h"
 
-/* vCPUs that are not in ring 3 after this long are reported, not waited for. */
-#define KS_START_TIMEOUT_NS (120 * NSEC_PER_SEC)
 /* A stopped guest notices within one heartbeat, but 1000 threads on 2 CPUs take a while. */
 #define KS_STOP_GRACE_NS (20 * NSEC_PER_SEC)
 #define KS_RECYCLE_PERIOD_NS (5 * 1000 * 1000ULL)
@@ -92,7 +90,11 @@ static void sample_all(struct ks_vm *vm, bool final)
 		struct ks_vcpu *v = &vm->vcpus[i];
 		bool was_valid = v->stats.valid;
 
-		if (v->state == KS_VCPU_CREATED && !final)
+		/*
+		 * A guest that never reached ring 3 has written nothing to read.
+		 * ready_ns is written before the state leaves CREATED.
+		 */
+		if (v->state == KS_VCPU_CREATED || !v->ready_ns)
 			continue;
 		/*
 		 * The time now, not when the sweep began: reading hundreds of
@@ -103,6 +105,13 @@ static void sample_all(struct ks_vm *vm, bool final)
 			ks_stats_final(&v->stats, v->shared, &lim);
 		else
 			ks_stats_sample(&v->stats, v->shared, &lim);
+		/* The parameter block is read-only for the guest by contract. */
+		if (final && v->stats.valid &&
+		    memcmp(v->params, &v->params_set, sizeof(v->params_set))) {
+			v->stats.valid = false;
+			snprintf(v->stats.invalid_reason, sizeof(v->stats.invalid_reason),
+				 "it wrote over its parameter block, which is the VMM's");
+		}
 		if (was_valid && !v->stats.valid) {
 			if (vm->cfg->progress)
 				progress__clear();
@@ -134,7 +143,7 @@ static void sleep_ns(uint64_t ns)
 
 static void wait_ready(struct ks_vm *vm)
 {
-	uint64_t deadline = vm->start_ns + KS_START_TIMEOUT_NS;
+	uint64_t deadline = vm->start_ns + vm->cfg->start_timeout_ns;
 
 	while (!stop_signal && !any_failed(vm) && now_ns() < deadline) {
 		if (__atomic_load_n(&vm->nready, __ATOMIC_ACQUIRE) == vm->layout.nvcpus)
@@ -142,9 +151,10 @@ static void wait_ready(struct ks_vm *vm)
 		sleep_ns(NSEC_PER_SEC / 1000);
 	}
 	if (!stop_signal && !any_failed(vm))
-		pr_warning("only %u of %u vCPUs reached the workload within %" PRIu64 " s",
+		pr_warning("only %u of %u vCPUs reached the workload within %.1f s "
+			   "(--start-timeout); the run goes on without the others",
 			   __atomic_load_n(&vm->nready, __ATOMIC_ACQUIRE), vm->layout.nvcpus,
-			   (uint64_t)(KS_START_TIMEOUT_NS / NSEC_PER_SEC));
+			   (double)vm->cfg->start_timeout_ns / 1e9);
 }
 
 /*
@@ -182,6 +192,8 @@ static void run(struct ks_vm *vm, struct ks_run *r)
 	uint64_t next_sample, now, deadline;
 
 	wait_ready(vm);
+	/* One look at every guest that got there, before anything else runs. */
+	sample_all(vm, false);
 	r->run_start_ns = now_ns();
 	block_signals(true);
 	events__start(vm, r->run_start_ns, r->run_start_ns + cfg->duration_ns);

@@ -35,8 +35,19 @@ static const struct {
 	const char *name;
 	enum ks_workload wl;
 } workloads[] = {
-	{ "spin", KS_WL_SPIN },	       { "touch", KS_WL_TOUCH },	  { "fault", KS_WL_FAULT },
-	{ "test-crash", KS_WL_CRASH }, { "test-garbage", KS_WL_GARBAGE },
+	{ "spin", KS_WL_SPIN },
+	{ "touch", KS_WL_TOUCH },
+	{ "fault", KS_WL_FAULT },
+	{ "test-crash", KS_WL_CRASH },
+	{ "test-garbage", KS_WL_GARBAGE },
+	{ "test-ring", KS_WL_T_RING },
+	{ "test-backwards", KS_WL_T_BACKWARDS },
+	{ "test-histogram", KS_WL_T_HISTOGRAM },
+	{ "test-ucalls", KS_WL_T_UCALLS },
+	{ "test-params", KS_WL_T_PARAMS },
+	{ "test-triple-fault", KS_WL_T_TRIPLE },
+	{ "test-hlt", KS_WL_T_HLT },
+	{ "test-never-ready", KS_WL_T_NEVER_READY },
 };
 
 const char *workload_name(enum ks_workload w)
@@ -74,6 +85,8 @@ static void usage(FILE *f)
 		"      --no-prefault        do not touch the memory before the run\n"
 		"      --prefault-threads N threads for the prefault (default: online CPUs)\n"
 		"      --pin                pin each vCPU thread to one CPU of its memory's node\n"
+		"      --start-timeout TIME how long vCPUs may take to reach the workload; the\n"
+		"                           run goes on without the late ones (default 120s)\n"
 		"      --no-numa            do not place memory and vCPUs on NUMA nodes\n"
 		"\n"
 		"Workload:\n"
@@ -81,8 +94,7 @@ static void usage(FILE *f)
 		"                           touch  write the vCPU's memory with a stride (default)\n"
 		"                           fault  write pages the host has just dropped, so each\n"
 		"                                  backing page takes an EPT/NPT fault again\n"
-		"                           (test-crash and test-garbage are misbehaving payloads\n"
-		"                           for the test suite)\n"
+		"                           (test-* are misbehaving payloads for the test suite)\n"
 		"  -d, --duration TIME      run time, e.g. 10, 2.5s, 500ms (default 10s)\n"
 		"  -t, --threshold TIME     a TSC gap longer than this is a stall (default 20us)\n"
 		"      --stride SIZE        bytes between two writes of 'touch' (default 4K)\n"
@@ -158,6 +170,7 @@ enum {
 	OPT_SCENARIO,
 	OPT_VERIFY_EVENTS,
 	OPT_READY_FD,
+	OPT_START_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -183,6 +196,7 @@ static const struct option long_opts[] = {
 	{ "verify-events", no_argument, NULL, OPT_VERIFY_EVENTS },
 	{ "interval", required_argument, NULL, 'i' },
 	{ "ready-fd", required_argument, NULL, OPT_READY_FD },
+	{ "start-timeout", required_argument, NULL, OPT_START_TIMEOUT },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -453,6 +467,13 @@ static void parse_args(struct ks_config *cfg, int argc, char **argv)
 		case OPT_VERIFY_EVENTS:
 			cfg->verify_events = true;
 			break;
+		case OPT_START_TIMEOUT:
+			if (!parse_duration(optarg, NSEC_PER_SEC, &cfg->start_timeout_ns) ||
+			    cfg->start_timeout_ns < NSEC_PER_SEC / 10 ||
+			    cfg->start_timeout_ns > 3600 * NSEC_PER_SEC)
+				bad("--start-timeout", optarg,
+				    "expected a time from 100ms to 1h, such as 120 or 30s");
+			break;
 		case OPT_READY_FD:
 			cfg->ready_fd = parse_ready_fd(optarg);
 			break;
@@ -507,6 +528,7 @@ void options__parse(struct ks_config *cfg, int argc, char **argv)
 		.prefault = true,
 		.numa = true,
 		.ready_fd = -1,
+		.start_timeout_ns = 120 * NSEC_PER_SEC,
 		.argc = argc,
 		.argv = argv,
 	};

@@ -50,6 +50,26 @@
 #define KS_UCALL_ERROR 3     /* rdi = code, rsi = detail */
 #define KS_UCALL_EXCEPTION 4 /* rdi = vector, rsi = error code, rcx = rip, r8 = cr2, r9 = cs */
 
+/*
+ * Hostile payloads for the test suite: vCPU 0 misbehaves as named, every
+ * other vCPU runs the touch workload, so a test can check both that the
+ * VMM names the culprit and that the others' results stay right.  The
+ * ring-0 ones are acted out in entry.S, hence plain numbers.
+ */
+#define KS_WL_HOSTILE_FIRST 110
+#define KS_WL_HOSTILE_RING 110	      /* stall count far ahead of the ring */
+#define KS_WL_HOSTILE_BACKWARDS 111   /* iteration count goes down */
+#define KS_WL_HOSTILE_HISTOGRAM 112   /* absurd histogram bucket */
+#define KS_WL_HOSTILE_UCALLS 113      /* endless calls the VMM does not know */
+#define KS_WL_HOSTILE_PARAMS 114      /* writes over its parameter block */
+#define KS_WL_HOSTILE_TRIPLE 115      /* ring 0: no IDT, then #UD */
+#define KS_WL_HOSTILE_HLT 116	      /* ring 0: hlt with interrupts off */
+#define KS_WL_HOSTILE_NEVER_READY 117 /* ring 0: spins, never reaches ring 3 */
+#define KS_WL_HOSTILE_LAST 117
+/* Offsets in struct ks_params that entry.S reads. */
+#define KS_PARAMS_VCPU_ID_OFF 12
+#define KS_PARAMS_WORKLOAD_OFF 16
+
 #define KS_GUEST_ERR_BAD_PARAMS 1
 #define KS_GUEST_ERR_WORKLOAD 2
 
@@ -63,6 +83,14 @@ enum ks_workload {
 	/* test payload behaviours, not for measurement */
 	KS_WL_CRASH = 100,   /* takes a #GP in ring 3 */
 	KS_WL_GARBAGE = 101, /* writes nonsense into its shared pages */
+	KS_WL_T_RING = KS_WL_HOSTILE_RING,
+	KS_WL_T_BACKWARDS = KS_WL_HOSTILE_BACKWARDS,
+	KS_WL_T_HISTOGRAM = KS_WL_HOSTILE_HISTOGRAM,
+	KS_WL_T_UCALLS = KS_WL_HOSTILE_UCALLS,
+	KS_WL_T_PARAMS = KS_WL_HOSTILE_PARAMS,
+	KS_WL_T_TRIPLE = KS_WL_HOSTILE_TRIPLE,
+	KS_WL_T_HLT = KS_WL_HOSTILE_HLT,
+	KS_WL_T_NEVER_READY = KS_WL_HOSTILE_NEVER_READY,
 };
 
 /* Log-scale histogram: 8 sub-buckets per power of two of TSC ticks. */
@@ -120,6 +148,10 @@ struct ks_control {
 };
 
 _Static_assert(sizeof(struct ks_params) <= 0x1000, "params fit a page");
+_Static_assert(__builtin_offsetof(struct ks_params, vcpu_id) == KS_PARAMS_VCPU_ID_OFF,
+	       "entry.S reads vcpu_id here");
+_Static_assert(__builtin_offsetof(struct ks_params, workload) == KS_PARAMS_WORKLOAD_OFF,
+	       "entry.S reads workload here");
 _Static_assert(KS_VCPU_SHARED_OFF + sizeof(struct ks_shared) <= KS_VCPU_STACK0_OFF,
 	       "shared area overlaps the stacks");
 _Static_assert((KS_RING_ENTRIES & (KS_RING_ENTRIES - 1)) == 0, "ring size");
