@@ -75,7 +75,7 @@ void ks_guest_main(const struct ks_params *p)
 	struct ks_shared *sh;
 	const struct ks_control *ctl;
 	volatile uint64_t *mem;
-	uint64_t thr, prev, now, gap, iter = 0, hb_mask, words, pos = 0, page_words;
+	uint64_t thr, prev, now, gap, iter = 0, hb_ticks, hb_next, words, pos = 0, page_words;
 	uint64_t off = 0, step, touches = 0, pass = 0, old;
 	uint32_t wl;
 
@@ -88,7 +88,7 @@ void ks_guest_main(const struct ks_params *p)
 	step = p->stride / 8 ? p->stride / 8 : 1;
 	page_words = 4096 / 8;
 	thr = p->threshold_ticks;
-	hb_mask = p->heartbeat_every - 1;
+	hb_ticks = p->heartbeat_ticks;
 	wl = p->workload;
 	/* Hostile payloads: vCPU 0 misbehaves, the others touch memory. */
 	if (wl >= KS_WL_HOSTILE_FIRST && wl <= KS_WL_HOSTILE_LAST && p->vcpu_id != 0)
@@ -102,6 +102,7 @@ void ks_guest_main(const struct ks_params *p)
 	WRITE_ONCE(sh->magic, KS_SHARED_MAGIC);
 	ucall(KS_UCALL_READY, prev, 0);
 	prev = rdtsc();
+	hb_next = prev + hb_ticks;
 
 	for (;;) {
 		now = rdtsc();
@@ -176,7 +177,9 @@ void ks_guest_main(const struct ks_params *p)
 			fail(KS_GUEST_ERR_WORKLOAD, wl);
 		}
 
-		if (__builtin_expect((iter & hb_mask) == 0, 0)) {
+		/* Time-based: as often for a 10 ns spin as for a 100 us fault. */
+		if (__builtin_expect(now >= hb_next, 0)) {
+			hb_next = now + hb_ticks;
 			WRITE_ONCE(sh->iterations,
 				   wl == KS_WL_HOSTILE_BACKWARDS ? KS_BACKWARDS_FROM - iter : iter);
 			WRITE_ONCE(sh->touches, touches);

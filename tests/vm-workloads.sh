@@ -14,6 +14,8 @@ run_vm touch --vcpus 2 --memory 64M --workload touch --stride 64 --duration 1
 ok $? "touch: run succeeds"
 check "touch: one write per iteration" jq_true "$TMP/touch.json" \
 	'all(.vcpus[]; .iterations > 0 and .touches == .iterations)'
+check "touch: every vCPU stopped on request and says how long that took" jq_true "$TMP/touch.json" \
+	'all(.vcpus[]; .state == "done" and (.stop_ns | type) == "number")'
 
 # 32 MiB of slot, two 2 MiB decoys and two 2 MiB chunks of headroom per vCPU: 22 pages.
 for b in anon hugetlb-2M memfd-hugetlb-2M; do

@@ -10,8 +10,12 @@
 extern const uint8_t ks_payload_start[];
 extern const uint8_t ks_payload_end[];
 
-/* Heartbeats every 2^12 iterations: microseconds apart, cheap to check. */
-#define KS_HEARTBEAT_EVERY 4096
+/*
+ * Heartbeats (published counters and a look at the stop flag) every 100 us
+ * of guest TSC, whatever an iteration costs: counters are fresh at every
+ * sample and a stop takes effect within 0.1 ms of running guest time.
+ */
+#define KS_HEARTBEAT_NS 100000
 
 void guest__load(struct ks_vm *vm)
 {
@@ -46,6 +50,6 @@ void guest__init_vcpu(struct ks_vm *vm, struct ks_vcpu *vcpu)
 	p->stride = cfg->stride;
 	p->shared_gva = area + KS_VCPU_SHARED_OFF;
 	p->control_gva = KS_GPA_CTRL;
-	p->heartbeat_every = KS_HEARTBEAT_EVERY;
+	p->heartbeat_ticks = ks_ns_to_ticks(KS_HEARTBEAT_NS, vm->tsc_khz);
 	vcpu->params_set = *p;
 }

@@ -381,6 +381,7 @@ void kvm_cpu__stop_all(struct ks_vm *vm, uint64_t grace_ns)
 
 	for (i = 0; i < n; i++)
 		started += vm->vcpus[i].thread_started;
+	vm->stop_ns = now_ns();
 	__atomic_store_n(&vm->control->stop, 1, __ATOMIC_SEQ_CST);
 
 	deadline = realtime_ns() + grace_ns;

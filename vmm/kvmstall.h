@@ -148,6 +148,7 @@ struct ks_vm {
 	uint64_t tsc_slack_ns;	  /* see tsc_slack_ns() in main.c */
 	uint64_t t0_ns;		  /* host CLOCK_MONOTONIC paired with each vCPU's tsc_at_start */
 	uint64_t start_ns;	  /* when vCPU threads were started */
+	uint64_t stop_ns;	  /* when the guests were asked to stop */
 	uint64_t all_ready_ns;	  /* when the last vCPU reached ring 3 */
 	uint64_t prefault_ns;
 	uint64_t prefault_bytes;

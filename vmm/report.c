@@ -393,6 +393,11 @@ static json_t *json_vcpu(const struct ks_run *r, const struct ks_vcpu *v)
 	set(o, "region_gpa", jint(v->region_gpa));
 	set(o, "region_bytes", jint(v->region_size));
 	set(o, "startup_ns", v->ready_ns ? jint(v->ready_ns - r->vm->start_ns) : json_null());
+	/* From the stop request to the guest's "done" call. */
+	set(o, "stop_ns",
+	    v->state == KS_VCPU_DONE && v->done_ns >= r->vm->stop_ns ?
+		    jint(v->done_ns - r->vm->stop_ns) :
+		    json_null());
 	set(o, "exits", jint(v->exits));
 	set(o, "efault_retries", jint(v->efault_retries));
 	set(o, "tsc_at_t0", jint(v->tsc_at_start));

@@ -8,7 +8,7 @@
 #ifndef KVMSTALL__ABI_H
 #define KVMSTALL__ABI_H
 
-#define KS_ABI_VERSION 2
+#define KS_ABI_VERSION 3
 #define KS_PARAMS_MAGIC 0x6b7673746c6c7031    /* "kvstllp1" */
 #define KS_SHARED_MAGIC 0x6b7673746c6c7331ULL /* "kvstlls1" */
 
@@ -118,7 +118,7 @@ struct ks_params {
 	uint64_t stride;	  /* bytes between two touches */
 	uint64_t shared_gva;	  /* struct ks_shared */
 	uint64_t control_gva;	  /* struct ks_control */
-	uint64_t heartbeat_every; /* iterations between heartbeats (power of two) */
+	uint64_t heartbeat_ticks; /* TSC ticks between heartbeats (and stop checks) */
 };
 
 /*
@@ -127,7 +127,7 @@ struct ks_params {
  */
 struct ks_shared {
 	uint64_t magic;
-	uint64_t heartbeat; /* bumped every heartbeat_every iterations */
+	uint64_t heartbeat; /* bumped every heartbeat_ticks */
 	uint64_t first_tsc; /* TSC when the ring-3 loop started */
 	uint64_t last_tsc;  /* TSC at the last heartbeat */
 	uint64_t iterations;
