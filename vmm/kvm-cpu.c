@@ -211,7 +211,8 @@ static void run_loop(struct ks_vcpu *vcpu)
 				}
 			}
 			if (errno == EINTR || errno == EAGAIN) {
-				if (run->immediate_exit) {
+				/* Set by the main thread's kick (kvm_cpu__stop_all). */
+				if (__atomic_load_n(&run->immediate_exit, __ATOMIC_ACQUIRE)) {
 					if (vcpu->state == KS_VCPU_CREATED)
 						vcpu_fail(vcpu,
 							  "never reached its workload in ring 3; "
@@ -414,8 +415,7 @@ void kvm_cpu__stop_all(struct ks_vm *vm, uint64_t grace_ns)
 		if (!vcpu->thread_started)
 			continue;
 		if (vcpu->state != KS_VCPU_DONE && vcpu->state != KS_VCPU_FAILED) {
-			vcpu->run->immediate_exit = 1;
-			__atomic_thread_fence(__ATOMIC_SEQ_CST);
+			__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 			pthread_kill(vcpu->thread, SIG_VCPU_KICK);
 		}
 	}
