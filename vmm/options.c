@@ -472,10 +472,10 @@ static void parse_args(struct ks_config *cfg, int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
-			exit(0);
+			ks_exit(0);
 		case 'V':
 			printf("kvmstall %s\n", PACKAGE_VERSION);
-			exit(0);
+			ks_exit(0);
 		case ':':
 			die_usage("option %s needs a value; see kvmstall --help", argv[optind - 1]);
 		default:

@@ -17,6 +17,14 @@
 
 const char *ks_prog = "kvmstall";
 int ks_verbose;
+void (*ks_exit_hook)(int status);
+
+void ks_exit(int status)
+{
+	if (ks_exit_hook)
+		ks_exit_hook(status);
+	exit(status);
+}
 
 static void vmsg(const char *prefix, const char *fmt, va_list ap, int err)
 {
@@ -40,7 +48,7 @@ void die(const char *fmt, ...)
 	va_start(ap, fmt);
 	vmsg("", fmt, ap, 0);
 	va_end(ap);
-	exit(KS_EXIT_FAIL);
+	ks_exit(KS_EXIT_FAIL);
 }
 
 void die_perror(const char *fmt, ...)
@@ -51,7 +59,7 @@ void die_perror(const char *fmt, ...)
 	va_start(ap, fmt);
 	vmsg("", fmt, ap, err);
 	va_end(ap);
-	exit(KS_EXIT_FAIL);
+	ks_exit(KS_EXIT_FAIL);
 }
 
 void die_usage(const char *fmt, ...)
@@ -61,7 +69,7 @@ void die_usage(const char *fmt, ...)
 	va_start(ap, fmt);
 	vmsg("", fmt, ap, 0);
 	va_end(ap);
-	exit(KS_EXIT_USAGE);
+	ks_exit(KS_EXIT_USAGE);
 }
 
 void pr_err(const char *fmt, ...)
