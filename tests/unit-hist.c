@@ -227,6 +227,14 @@ static void test_validation(void)
 	ks_stats_free(&s);
 	free(sh);
 
+	/* Sums near 2^64 must not wrap around past the checks. */
+	sh = good_page(20, 100);
+	sh->zeroed = sh->corrupt = 1ULL << 63;
+	tap_ok(!final_of(sh, &s), "read-back failures that add up to 2^64 are rejected (%s)",
+	       s.invalid_reason);
+	ks_stats_free(&s);
+	free(sh);
+
 	sh = good_page(20, 100);
 	sh->stalls = 0xdeadbeefcafeULL;
 	tap_ok(!final_of(sh, &s), "a huge stall count does not read out of bounds (%s)",
@@ -237,7 +245,7 @@ static void test_validation(void)
 
 int main(void)
 {
-	tap_plan(34);
+	tap_plan(35);
 	test_buckets();
 	test_percentiles();
 	test_validation();
