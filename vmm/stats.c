@@ -191,7 +191,8 @@ bool ks_stats_final(struct ks_vcpu_stats *s, const struct ks_shared *sh,
 			return invalid(s, "histogram bucket %" PRIu64 " does not exist", b);
 		if (c && ks_hist_hi((unsigned int)b) <= lim->threshold_ticks + 1)
 			return invalid(s, "histogram bucket %" PRIu64 " is below the threshold", b);
-		if (c > head || total + c > head)
+		/* total <= head here: this cannot wrap, as total + c could. */
+		if (c > head - total)
 			return invalid(s,
 				       "histogram holds more stalls than were recorded (%" PRIu64
 				       ")",
