@@ -131,6 +131,34 @@ static const struct ks_stats_limits lim = {
 	.max_position = 1ULL << 40,
 };
 
+/* A threshold of 0 ticks: no bound on the mean stall from below. */
+static const struct ks_stats_limits lim_zero = {
+	.threshold_ticks = 0,
+	.tsc_lo = 1000,
+	.tsc_hi = 1ULL << 40,
+	.max_position = 1ULL << 40,
+};
+
+/*
+ * 2^64 - 1 stalls (the ring full of valid records), and buckets of 2^64 - 1,
+ * 1 and 2^64 - 1 stalls: a running total in 64 bits wraps to the count.
+ */
+static struct ks_shared *hist_wrap_page(void)
+{
+	struct ks_shared *sh = good_page(0, 100);
+	unsigned int i;
+
+	for (i = 0; i < KS_RING_ENTRIES; i++)
+		sh->ring[i] = (struct ks_stall){ 2000, 200 };
+	sh->stalls = UINT64_MAX;
+	sh->hist[ks_hist_bucket(100)] = UINT64_MAX;
+	sh->hist[ks_hist_bucket(150)] = 1;
+	sh->hist[ks_hist_bucket(200)] = UINT64_MAX;
+	sh->max_ticks = 200;
+	sh->stall_ticks = UINT64_MAX;
+	return sh;
+}
+
 static bool final_of(struct ks_shared *sh, struct ks_vcpu_stats *s)
 {
 	ks_stats_init(s);
@@ -227,6 +255,21 @@ static void test_validation(void)
 	ks_stats_free(&s);
 	free(sh);
 
+	/* Sums near 2^64 must not wrap around past the checks. */
+	sh = good_page(20, 100);
+	sh->zeroed = sh->corrupt = 1ULL << 63;
+	tap_ok(!final_of(sh, &s), "read-back failures that add up to 2^64 are rejected (%s)",
+	       s.invalid_reason);
+	ks_stats_free(&s);
+	free(sh);
+
+	sh = hist_wrap_page();
+	ks_stats_init(&s);
+	tap_ok(!ks_stats_final(&s, sh, &lim_zero),
+	       "a histogram that adds up to 2^65 stalls is rejected (%s)", s.invalid_reason);
+	ks_stats_free(&s);
+	free(sh);
+
 	sh = good_page(20, 100);
 	sh->stalls = 0xdeadbeefcafeULL;
 	tap_ok(!final_of(sh, &s), "a huge stall count does not read out of bounds (%s)",
@@ -237,7 +280,7 @@ static void test_validation(void)
 
 int main(void)
 {
-	tap_plan(34);
+	tap_plan(36);
 	test_buckets();
 	test_percentiles();
 	test_validation();

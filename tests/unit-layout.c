@@ -70,7 +70,7 @@ int main(void)
 	char err[256];
 	size_t i;
 
-	tap_plan(3 * 16 + 4);
+	tap_plan(3 * 16 + 7);
 	for (i = 0; i < sizeof(page_sizes) / sizeof(page_sizes[0]); i++)
 		test_page_size(page_sizes[i]);
 
@@ -82,5 +82,16 @@ int main(void)
 	tap_ok(ks_layout_compute(&l, 8, 2 * MiB, 1, 2 * MiB, 0, err, sizeof(err)) < 0 &&
 		       strstr(err, "too small"),
 	       "fewer pages than vCPUs is refused: %s", err);
+	/* Sizes near 2^64 once wrapped around in the arithmetic and passed. */
+	tap_ok(ks_layout_compute(&l, 1, UINT64_MAX - 2 * MiB + 1, 1, 2 * MiB, 0, err, sizeof(err)) <
+			       0 &&
+		       strstr(err, "too large"),
+	       "16 EiB of memory is refused: %s", err);
+	tap_ok(ks_layout_compute(&l, 1, GiB, 1, 2 * MiB, 1ULL << 63, err, sizeof(err)) < 0 &&
+		       strstr(err, "--decoy-size"),
+	       "an 8 EiB decoy is refused: %s", err);
+	tap_ok(ks_layout_compute(&l, 4, 4 * GiB, 4, 2 * MiB, 16ULL << 40, err, sizeof(err)) < 0 &&
+		       strstr(err, "address space"),
+	       "4 slots with 16 TiB decoys are refused: %s", err);
 	return tap_done();
 }

@@ -124,7 +124,7 @@ int main(void)
 	struct ks_config cfg;
 	char err[1024];
 	size_t i;
-	unsigned int nplan = 17 + 3 * (unsigned int)(sizeof(bad) / sizeof(bad[0]));
+	unsigned int nplan = 18 + 3 * (unsigned int)(sizeof(bad) / sizeof(bad[0]));
 
 	tap_plan(nplan);
 	parse(&cfg, argv_default);
@@ -159,6 +159,15 @@ int main(void)
 		const char *v[] = { "kvmstall", "--version", NULL };
 
 		tap_eq_u64(parse_in_child(v, err, sizeof(err)), 0, "--version exits 0");
+	}
+	{
+		/* Control characters in a value are escaped: the message stays one line. */
+		const char *c[] = { "kvmstall", "--vcpus", "1\n2\033[31m", NULL };
+
+		parse_in_child(c, err, sizeof(err));
+		if (!tap_ok(lines(err) == 1 && strstr(err, "'1\\n2\\x1b[31m'"),
+			    "a newline and an escape in a value are written as \\n and \\x1b"))
+			tap_diag("stderr: %s", err);
 	}
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -10,6 +10,11 @@
 #include "kvmstall/abi.h"
 #include "util.h"
 
+/* 4-level paging maps 256 TiB of guest-physical space. */
+#define KS_GPA_LIMIT (1ULL << 48)
+/* Half the VMM's 128 TiB of user address space, for the slots' reservations. */
+#define KS_RESERVE_LIMIT (1ULL << 46)
+
 static uint64_t max_u64(uint64_t a, uint64_t b)
 {
 	return a > b ? a : b;
@@ -67,12 +72,32 @@ int ks_layout_compute(struct ks_layout *l, unsigned int nvcpus, uint64_t memory,
 			 fmt_size(decoy_size, a, sizeof(a)), fmt_size(page_size, b, sizeof(b)));
 		return -1;
 	}
+	/* Past 2^48 - 4 GiB the end of test memory wraps around in pgtable_pages(). */
+	if (memory > KS_GPA_LIMIT - KS_GPA_TEST_BASE) {
+		snprintf(err, errlen, "--memory %s is too large for the guest page tables",
+			 fmt_size(memory, a, sizeof(a)));
+		return -1;
+	}
 	l->decoy_size = decoy_size;
 	l->sys_size = align_up(KS_GPA_VCPU_AREA + (uint64_t)nvcpus * KS_VCPU_STRIDE, KS_GUEST_PAGE);
 	l->pgtable_pages = pgtable_pages(l->sys_size, KS_GPA_TEST_BASE, memory);
 	if (l->pgtable_pages * 4096 > KS_PGTABLE_BYTES) {
 		snprintf(err, errlen, "--memory %s is too large for the guest page tables",
 			 fmt_size(memory, a, sizeof(a)));
+		return -1;
+	}
+	/*
+	 * Each slot's reservation (decoy, slot, decoy) is mapped: all of them must
+	 * fit.  Memory is a few TiB at most here: the decoys are what is too large.
+	 */
+	if (decoy_size > KS_RESERVE_LIMIT / 2 ||
+	    2 * decoy_size + l->slot_size > KS_RESERVE_LIMIT / nslots) {
+		snprintf(err, errlen,
+			 "--decoy-size %s is too large: %u slot%s of %s, each between two decoys, "
+			 "would take more than %s of address space",
+			 fmt_size(decoy_size, a, sizeof(a)), nslots, nslots == 1 ? "" : "s",
+			 fmt_size(l->slot_size, b, sizeof(b)),
+			 fmt_size(KS_RESERVE_LIMIT, c, sizeof(c)));
 		return -1;
 	}
 	return 0;

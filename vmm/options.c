@@ -250,8 +250,8 @@ static void add_event(struct ks_config *cfg, const char *text)
 	cfg->nevents++;
 }
 
-/* A JSON value as an option argument; NULL for false (flag left out). */
-static char *scenario_value(const char *file, const char *key, json_t *v)
+/* A JSON value as an option argument; NULL, with @why, if it is neither a string nor a number. */
+static char *scenario_value(const char *key, json_t *v, char *why, size_t wl)
 {
 	char buf[64];
 
@@ -265,11 +265,12 @@ static char *scenario_value(const char *file, const char *key, json_t *v)
 		snprintf(buf, sizeof(buf), "%.17g", json_real_value(v));
 		return xstrdup(buf);
 	}
-	die_usage("invalid --scenario '%s': \"%s\" must be a string or a number", file, key);
+	snprintf(why, wl, "\"%s\" must be a string or a number", key);
+	return NULL;
 }
 
-/* {"kind": K, "target": T, "rate": 10, ...} as "K:T:rate=10,...". */
-static char *scenario_event(const char *file, json_t *ev)
+/* {"kind": K, "target": T, "rate": 10, ...} as "K:T:rate=10,..."; NULL, with @why, if bad. */
+static char *scenario_event(json_t *ev, char *why, size_t wl)
 {
 	const char *kind = json_string_value(json_object_get(ev, "kind"));
 	const char *target = json_string_value(json_object_get(ev, "target"));
@@ -281,34 +282,52 @@ static char *scenario_event(const char *file, json_t *ev)
 
 	if (json_is_string(ev))
 		return xstrdup(json_string_value(ev));
-	if (!json_is_object(ev) || !kind || !target)
-		die_usage("invalid --scenario '%s': each event is a spec string or an object with "
-			  "\"kind\" and \"target\"",
-			  file);
+	if (!json_is_object(ev) || !kind || !target) {
+		snprintf(why, wl,
+			 "each event is a spec string or an object with \"kind\" and \"target\"");
+		return NULL;
+	}
 	n = (size_t)snprintf(text, sizeof(text), "%s:%s", kind, target);
 	json_object_foreach(ev, k, val)
 	{
 		if (!strcmp(k, "kind") || !strcmp(k, "target"))
 			continue;
-		v = scenario_value(file, k, val);
+		v = scenario_value(k, val, why, wl);
+		if (!v)
+			return NULL;
 		if (n < sizeof(text))
 			n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%s=%s",
 					      first ? ":" : ",", k, v);
 		free(v);
 		first = false;
 	}
-	if (n >= sizeof(text))
-		die_usage("invalid --scenario '%s': an event is too long", file);
+	if (n >= sizeof(text)) {
+		snprintf(why, wl, "an event is too long");
+		return NULL;
+	}
 	return xstrdup(text);
 }
 
-/* Turn a scenario file into an argument list for parse_args(). */
-static void scenario_args(const char *file, int *argc_out, char ***argv_out)
+static void free_args(char **argv, int argc)
+{
+	int i;
+
+	for (i = 0; i < argc; i++)
+		free(argv[i]);
+	free(argv);
+}
+
+/*
+ * Turn a scenario file into a NULL-terminated argument list for
+ * parse_args().  A bad file exits with status 2, after freeing what was
+ * read so far.
+ */
+static char **scenario_args(const char *file, int *argc_out)
 {
 	json_error_t jerr;
 	json_t *root, *v, *ev;
-	char **argv;
-	int argc = 1;
+	char **argv, why[512];
+	int argc = 1, err;
 	const char *key;
 	size_t i;
 	struct stat sb;
@@ -317,20 +336,27 @@ static void scenario_args(const char *file, int *argc_out, char ***argv_out)
 	/* A file that cannot be read: its name and the errno, nothing else. */
 	if (!f)
 		die_usage("invalid --scenario '%s': %m", file);
-	if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode))
+	if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		fclose(f);
 		die_usage("invalid --scenario '%s': %s", file, strerror(EISDIR));
+	}
 	root = json_loadf(f, 0, &jerr);
-	if (!root && ferror(f))
-		die_usage("invalid --scenario '%s': %m", file);
+	err = errno;
+	if (!root && ferror(f)) {
+		fclose(f);
+		die_usage("invalid --scenario '%s': %s", file, strerror(err));
+	}
 	fclose(f);
 	if (!root)
 		die_usage(
 			"invalid --scenario '%s': %s (line %d, column %d); expected a JSON object "
 			"of options",
 			file, jerr.text, jerr.line, jerr.column);
-	argv = xcalloc(2, sizeof(char *));
-	if (!json_is_object(root))
+	if (!json_is_object(root)) {
+		json_decref(root);
 		die_usage("invalid --scenario '%s': expected a JSON object of options", file);
+	}
+	argv = xcalloc(2, sizeof(char *));
 	argv[0] = xstrdup("kvmstall");
 	json_object_foreach(root, key, v)
 	{
@@ -340,13 +366,16 @@ static void scenario_args(const char *file, int *argc_out, char ***argv_out)
 			continue;
 		argv = xrealloc(argv, (size_t)(argc + 3 + json_array_size(v) * 2) * sizeof(char *));
 		if (!strcmp(key, "events")) {
-			if (!json_is_array(v))
-				die_usage("invalid --scenario '%s': \"events\" must be a list",
-					  file);
+			if (!json_is_array(v)) {
+				snprintf(why, sizeof(why), "\"events\" must be a list");
+				goto bad;
+			}
 			json_array_foreach(v, i, ev)
 			{
 				argv[argc++] = xstrdup("--events");
-				argv[argc++] = scenario_event(file, ev);
+				argv[argc++] = scenario_event(ev, why, sizeof(why));
+				if (!argv[argc - 1])
+					goto bad;
 			}
 			continue;
 		}
@@ -357,12 +386,18 @@ static void scenario_args(const char *file, int *argc_out, char ***argv_out)
 			continue;
 		}
 		argv[argc++] = xstrdup(opt);
-		argv[argc++] = scenario_value(file, key, v);
+		argv[argc++] = scenario_value(key, v, why, sizeof(why));
+		if (!argv[argc - 1])
+			goto bad;
 	}
 	argv[argc] = NULL;
 	json_decref(root);
 	*argc_out = argc;
-	*argv_out = argv;
+	return argv;
+bad:
+	free_args(argv, argc);
+	json_decref(root);
+	die_usage("invalid --scenario '%s': %s", file, why);
 }
 
 static const char *find_scenario(int argc, char **argv)
@@ -494,10 +529,10 @@ static void parse_args(struct ks_config *cfg, int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
-			exit(0);
+			ks_exit(0);
 		case 'V':
 			printf("kvmstall %s\n", PACKAGE_VERSION);
-			exit(0);
+			ks_exit(0);
 		case ':':
 			die_usage("option %s needs a value; see kvmstall --help", argv[optind - 1]);
 		default:
@@ -534,12 +569,11 @@ void options__parse(struct ks_config *cfg, int argc, char **argv)
 	};
 	if (scenario) {
 		int sargc;
-		char **sargv;
 
-		scenario_args(scenario, &sargc, &sargv);
-		parse_args(cfg, sargc, sargv);
+		/* In @cfg before they are parsed: options__free() frees them after an error. */
 		cfg->scenario = scenario;
-		cfg->scenario_argv = sargv;
+		cfg->scenario_argv = scenario_args(scenario, &sargc);
+		parse_args(cfg, sargc, cfg->scenario_argv);
 	}
 	parse_args(cfg, argc, argv);
 	for (i = 0; i < cfg->nevents; i++)

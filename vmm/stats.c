@@ -150,9 +150,12 @@ static bool read_counters(struct ks_vcpu_stats *s, const struct ks_shared *sh,
 	if (*stalls < s->ring_tail)
 		return invalid(s, "stall count went backwards (%" PRIu64 " after %" PRIu64 ")",
 			       *stalls, s->ring_tail);
-	if (s->zeroed + s->corrupt > s->touches + 65536)
-		return invalid(s, "more failed read-backs (%" PRIu64 ") than touches",
-			       s->zeroed + s->corrupt);
+	/* In 128 bits: counts near 2^64 must not wrap the sums around. */
+	if ((unsigned __int128)s->zeroed + s->corrupt > (unsigned __int128)s->touches + 65536)
+		return invalid(s,
+			       "more failed read-backs (%" PRIu64 " zeroed, %" PRIu64
+			       " corrupt) than touches (%" PRIu64 ")",
+			       s->zeroed, s->corrupt, s->touches);
 	if (s->position > lim->max_position)
 		return invalid(s, "position %" PRIu64 " beyond what the run allows", s->position);
 	return true;
@@ -188,7 +191,8 @@ bool ks_stats_final(struct ks_vcpu_stats *s, const struct ks_shared *sh,
 			return invalid(s, "histogram bucket %" PRIu64 " does not exist", b);
 		if (c && ks_hist_hi((unsigned int)b) <= lim->threshold_ticks + 1)
 			return invalid(s, "histogram bucket %" PRIu64 " is below the threshold", b);
-		if (c > head || total + c > head)
+		/* total <= head here: this cannot wrap, as total + c could. */
+		if (c > head - total)
 			return invalid(s,
 				       "histogram holds more stalls than were recorded (%" PRIu64
 				       ")",

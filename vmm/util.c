@@ -19,20 +19,59 @@
 
 const char *ks_prog = "kvmstall";
 int ks_verbose;
+void (*ks_exit_hook)(int status);
+
+void ks_exit(int status)
+{
+	if (ks_exit_hook)
+		ks_exit_hook(status);
+	exit(status);
+}
+
+/*
+ * Every message is one line, whatever the values it quotes hold: control
+ * characters (a newline in an argument, a terminal escape sequence) are
+ * written as \n, \t or \xHH.
+ */
+static void one_line(char *out, const char *in)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (; *in; in++) {
+		unsigned char c = (unsigned char)*in;
+
+		if (c >= 0x20 && c != 0x7f) {
+			*out++ = (char)c;
+			continue;
+		}
+		*out++ = '\\';
+		if (c == '\n') {
+			*out++ = 'n';
+		} else if (c == '\t') {
+			*out++ = 't';
+		} else {
+			*out++ = 'x';
+			*out++ = hex[c >> 4];
+			*out++ = hex[c & 0xf];
+		}
+	}
+	*out = '\0';
+}
 
 static void vmsg(const char *prefix, const char *fmt, va_list ap, int err)
 {
-	char buf[1024];
+	char buf[1024], line[4 * sizeof(buf)];
 	int n;
 
 	n = snprintf(buf, sizeof(buf), "%s: %s", ks_prog, prefix);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		n = 0;
 	vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
+	one_line(line, buf);
 	if (err)
-		fprintf(stderr, "%s: %s\n", buf, strerror(err));
+		fprintf(stderr, "%s: %s\n", line, strerror(err));
 	else
-		fprintf(stderr, "%s\n", buf);
+		fprintf(stderr, "%s\n", line);
 }
 
 void die(const char *fmt, ...)
@@ -42,7 +81,7 @@ void die(const char *fmt, ...)
 	va_start(ap, fmt);
 	vmsg("", fmt, ap, 0);
 	va_end(ap);
-	exit(KS_EXIT_FAIL);
+	ks_exit(KS_EXIT_FAIL);
 }
 
 void die_perror(const char *fmt, ...)
@@ -53,7 +92,7 @@ void die_perror(const char *fmt, ...)
 	va_start(ap, fmt);
 	vmsg("", fmt, ap, err);
 	va_end(ap);
-	exit(KS_EXIT_FAIL);
+	ks_exit(KS_EXIT_FAIL);
 }
 
 void die_usage(const char *fmt, ...)
@@ -63,7 +102,7 @@ void die_usage(const char *fmt, ...)
 	va_start(ap, fmt);
 	vmsg("", fmt, ap, 0);
 	va_end(ap);
-	exit(KS_EXIT_USAGE);
+	ks_exit(KS_EXIT_USAGE);
 }
 
 void pr_err(const char *fmt, ...)

@@ -21,6 +21,13 @@
 extern const char *ks_prog;
 extern int ks_verbose;
 
+/*
+ * Every exit of die(), die_perror(), die_usage(), --help and --version goes
+ * through ks_exit(): it calls ks_exit_hook when one is set (a fuzz harness
+ * longjmp()s back from it), then exit().
+ */
+extern void (*ks_exit_hook)(int status);
+noreturn void ks_exit(int status);
 noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 noreturn void die_perror(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 noreturn void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
