@@ -525,6 +525,8 @@ static void *stream_thread(void *arg)
 	uint64_t k = 0, now, base = 0;
 	char err[256], name[16];
 	unsigned int nb, i;
+	/* hold=met on a discarding kind waits after each event (mprotect waits inside it). */
+	bool hold_after = s->hold_met && s->kind != KS_EV_MPROTECT;
 
 	snprintf(name, sizeof(name), "ks-events-%u", st->id);
 	pthread_setname_np(pthread_self(), name);
@@ -536,7 +538,7 @@ static void *stream_thread(void *arg)
 		st->uring = false;
 	}
 
-	if (s->hold_met && s->kind != KS_EV_MPROTECT)
+	if (hold_after)
 		await_guest_data(st);
 	while (!__atomic_load_n(&vm->events_stop, __ATOMIC_ACQUIRE)) {
 		uint64_t due = due_of(st, k);
@@ -572,7 +574,7 @@ static void *stream_thread(void *arg)
 			p->rec.len = r.len;
 			p->rec.slot = r.overlaps_slot ? (int16_t)(p->slot - vm->slots) : -1;
 		}
-		if (s->hold_met && s->kind != KS_EV_MPROTECT)
+		if (hold_after)
 			base = met_count(st);
 		if (uring) {
 			unsigned int queued = 0;
@@ -623,7 +625,7 @@ static void *stream_thread(void *arg)
 				p->rec.result = fire_syscall(st, p->slot, p->off, p->rec.len, p->n);
 				p->rec.end_ns = now_ns();
 			}
-			if (s->hold_met && s->kind != KS_EV_MPROTECT && !p->rec.result)
+			if (hold_after && !p->rec.result)
 				hold_until_met(st, base);
 			log_event(st, &p->rec);
 			if (vm->cfg->verify_events && !p->rec.result)

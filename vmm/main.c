@@ -306,8 +306,7 @@ int main(int argc, char **argv)
 
 		if (st->unmet)
 			pr_warning("--events '%s': the guest did not meet %" PRIu64
-				   " of %zu events "
-				   "within %llu s (hold=met)",
+				   " of %zu events within %llu s (hold=met)",
 				   st->spec.text, st->unmet, st->nrecs,
 				   (unsigned long long)(KS_HOLD_MAX_NS / NSEC_PER_SEC));
 		if (st->verify_failed) {

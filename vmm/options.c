@@ -156,6 +156,17 @@ static unsigned int parse_count(const char *opt, const char *val, unsigned int m
 	return (unsigned int)v;
 }
 
+/* A time option: bare numbers are in @unit ns; outside [min, max] says @accepted. */
+static uint64_t parse_time(const char *opt, const char *val, uint64_t unit, uint64_t min,
+			   uint64_t max, const char *accepted)
+{
+	uint64_t ns;
+
+	if (!parse_duration(val, unit, &ns) || ns < min || ns > max)
+		bad(opt, val, accepted);
+	return ns;
+}
+
 enum {
 	OPT_SLOTS = 256,
 	OPT_DECOY,
@@ -468,17 +479,15 @@ static void parse_args(struct ks_config *cfg, int argc, char **argv)
 			cfg->workload = workloads[i].wl;
 			break;
 		case 'd':
-			if (!parse_duration(optarg, NSEC_PER_SEC, &cfg->duration_ns) ||
-			    cfg->duration_ns < NSEC_PER_SEC / 100 ||
-			    cfg->duration_ns > 86400 * NSEC_PER_SEC)
-				bad("--duration", optarg,
-				    "expected a time from 10ms to 24h, such as 10, 2.5s or 500ms");
+			cfg->duration_ns = parse_time(
+				"--duration", optarg, NSEC_PER_SEC, NSEC_PER_SEC / 100,
+				86400 * NSEC_PER_SEC,
+				"expected a time from 10ms to 24h, such as 10, 2.5s or 500ms");
 			break;
 		case 't':
-			if (!parse_duration(optarg, 1000, &cfg->threshold_ns) ||
-			    cfg->threshold_ns < 100 || cfg->threshold_ns > 10 * NSEC_PER_SEC)
-				bad("--threshold", optarg,
-				    "expected a time from 100ns to 10s, such as 20us or 1ms (bare numbers are us)");
+			cfg->threshold_ns = parse_time(
+				"--threshold", optarg, 1000, 100, 10 * NSEC_PER_SEC,
+				"expected a time from 100ns to 10s, such as 20us or 1ms (bare numbers are us)");
 			break;
 		case OPT_STRIDE:
 			if (!parse_size(optarg, &cfg->stride) || cfg->stride < 8 ||
@@ -503,11 +512,10 @@ static void parse_args(struct ks_config *cfg, int argc, char **argv)
 			cfg->verify_events = true;
 			break;
 		case OPT_START_TIMEOUT:
-			if (!parse_duration(optarg, NSEC_PER_SEC, &cfg->start_timeout_ns) ||
-			    cfg->start_timeout_ns < NSEC_PER_SEC / 10 ||
-			    cfg->start_timeout_ns > 3600 * NSEC_PER_SEC)
-				bad("--start-timeout", optarg,
-				    "expected a time from 100ms to 1h, such as 120 or 30s");
+			cfg->start_timeout_ns =
+				parse_time("--start-timeout", optarg, NSEC_PER_SEC,
+					   NSEC_PER_SEC / 10, 3600 * NSEC_PER_SEC,
+					   "expected a time from 100ms to 1h, such as 120 or 30s");
 			break;
 		case OPT_READY_FD:
 			cfg->ready_fd = parse_ready_fd(optarg);
@@ -515,11 +523,10 @@ static void parse_args(struct ks_config *cfg, int argc, char **argv)
 		case OPT_SCENARIO:
 			break; /* read before the other options, see below */
 		case 'i':
-			if (!parse_duration(optarg, NSEC_PER_SEC, &cfg->interval_ns) ||
-			    cfg->interval_ns < NSEC_PER_SEC / 100 ||
-			    cfg->interval_ns > 3600 * NSEC_PER_SEC)
-				bad("--interval", optarg,
-				    "expected a time from 10ms to 1h, such as 1 or 100ms");
+			cfg->interval_ns =
+				parse_time("--interval", optarg, NSEC_PER_SEC, NSEC_PER_SEC / 100,
+					   3600 * NSEC_PER_SEC,
+					   "expected a time from 10ms to 1h, such as 1 or 100ms");
 			break;
 		case 'q':
 			cfg->quiet = true;

@@ -754,7 +754,9 @@ void csv__sample(struct ks_run *r, uint64_t now)
 		r->csv_prev_stalls[i] = s->ring_tail;
 	}
 	r->csv_prev_ns = now;
-	fflush(r->csv);
+	/* The first error is the one to report (a full disk); errno moves on. */
+	if (fflush(r->csv) != 0 && !r->csv_errno)
+		r->csv_errno = errno;
 }
 
 void csv__close(struct ks_run *r)
@@ -765,7 +767,7 @@ void csv__close(struct ks_run *r)
 		rc = out_file_commit(r->csv, r->csv_tmp, r->csv_path);
 		if (rc < 0) {
 			pr_err("cannot write the CSV time series %s: %s; it was not written",
-			       r->csv_path, strerror(-rc));
+			       r->csv_path, strerror(r->csv_errno ? r->csv_errno : -rc));
 			r->csv_failed = true;
 		}
 	}

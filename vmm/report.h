@@ -32,6 +32,7 @@ struct ks_run {
 	FILE *csv;
 	const char *csv_path;
 	char csv_tmp[PATH_MAX + 16]; /* written here, renamed to csv_path at the end */
+	int csv_errno;		     /* the first failed write's errno */
 	bool csv_failed;
 	uint64_t *csv_prev_iter;
 	uint64_t *csv_prev_stalls;

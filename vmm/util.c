@@ -5,10 +5,10 @@
 #include "util.h"
 
 #include <ctype.h>
-#include <signal.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -395,6 +395,7 @@ int out_file_commit(FILE *f, const char *tmp, const char *path)
 {
 	int err = 0;
 
+	errno = 0; /* an earlier write's error may leave ferror() set and errno stale */
 	if (fflush(f) != 0 || ferror(f))
 		err = errno ? errno : EIO;
 	else if (fsync(fileno(f)) < 0)
