@@ -38,12 +38,13 @@ one() { # one BACKING KIND TARGET
 
 backings="anon"
 grep -q '\[never\]' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || backings="$backings thp"
-# KSM aging needs ksmd running: run it for this test and put it back after.
+hp_lock
+# KSM aging needs ksmd running: run it for this test and put it back after
+# (under the lock, which vm-antagonists.sh holds while it sets ksmd too).
 if [ -w /sys/kernel/mm/ksm/run ] && [ "$(cat /sys/kernel/mm/ksm/run)" = 0 ]; then
 	HP_RESTORE="$HP_RESTORE /sys/kernel/mm/ksm/run=0"
 	echo 1 > /sys/kernel/mm/ksm/run
 fi
-hp_lock
 if hp_reserve 2048 40; then
 	backings="$backings hugetlb-2M memfd-hugetlb-2M"
 else

@@ -27,13 +27,14 @@ skip_all() {
 	exit 77
 }
 
-ok() { # ok COND-EXIT-STATUS DESCRIPTION
+ok() { # ok COND-EXIT-STATUS DESCRIPTION; returns 1 on failure, for "ok ... || diagnose"
 	T_N=$((T_N + 1))
 	if [ "$1" -eq 0 ]; then
 		echo "ok $T_N - $2"
 	else
 		echo "not ok $T_N - $2"
 		T_FAILED=$((T_FAILED + 1))
+		return 1
 	fi
 }
 
@@ -121,7 +122,8 @@ hp_free() {
 	echo $(($(cat "$d/free_hugepages") - $(cat "$d/resv_hugepages")))
 }
 
-# Serialise the tests that use the HugeTLB pool.
+# Serialise the tests that use the HugeTLB pool, and those that set or count
+# the kernel's system-wide memory work (ksmd, khugepaged).
 hp_lock() {
 	exec 9> "${TMPDIR:-/tmp}/kvmstall-hugepages.lock"
 	flock -w 900 9 || skip_all "another test held the hugepage lock for 15 minutes"

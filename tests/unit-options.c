@@ -91,6 +91,14 @@ static const struct bad_case bad[] = {
 	{ { "--ready-fd", "0" }, "--ready-fd" },
 	{ { "--ready-fd", "three" }, "--ready-fd" },
 	{ { "--ready-fd", "1000" }, "not open for writing" },
+	{ { "--event-log", "some" }, "--event-log" },
+	{ { "--event-log", "-1" }, "--event-log" },
+	{ { "--anatomy", "yes" }, "expected on or off" },
+	{ { "--antagonist", "swap" }, "expected numa-balancing, ksm, khugepaged or reclaim" },
+	{ { "--antagonist", "ksm:period=0" }, "period=0" },
+	{ { "--antagonist", "ksm:buffer=3M" }, "buffer=3M" },
+	{ { "--antagonist", "khugepaged:rate=5" }, "unknown key 'rate'" },
+	{ { "--antagonist", "numa-balancing:period" }, "not key=value" },
 };
 
 int main(void)
@@ -119,12 +127,18 @@ int main(void)
 				    "-q",
 				    "-i",
 				    "100ms",
+				    "--event-log",
+				    "7",
+				    "--anatomy",
+				    "off",
+				    "--antagonist",
+				    "reclaim:period=5ms,buffer=8M",
 				    NULL };
 	const char *argv_default[] = { "kvmstall", NULL };
 	struct ks_config cfg;
 	char err[1024];
 	size_t i;
-	unsigned int nplan = 18 + 3 * (unsigned int)(sizeof(bad) / sizeof(bad[0]));
+	unsigned int nplan = 23 + 3 * (unsigned int)(sizeof(bad) / sizeof(bad[0]));
 
 	tap_plan(nplan);
 	parse(&cfg, argv_default);
@@ -135,6 +149,8 @@ int main(void)
 	tap_eq_u64(cfg.duration_ns, 10 * NSEC_PER_SEC, "default duration 10 s");
 	tap_ok(cfg.prefault && cfg.numa && !cfg.pin && !cfg.quiet, "default flags");
 	tap_ok(cfg.ready_fd == -1, "no --ready-fd by default");
+	tap_ok(cfg.event_log_max == -1, "--event-log all by default");
+	tap_ok(cfg.anatomy, "--anatomy on by default");
 
 	parse(&cfg, argv_good);
 	tap_eq_u64(cfg.vcpus, 256, "--vcpus 256");
@@ -146,6 +162,11 @@ int main(void)
 	tap_eq_u64(cfg.threshold_ns, 50000, "-t 50 means 50 us");
 	tap_eq_u64(cfg.stride, 64, "--stride 64");
 	tap_eq_u64(cfg.interval_ns, 100 * 1000 * 1000ULL, "-i 100ms");
+	tap_eq_u64(cfg.event_log_max, 7, "--event-log 7");
+	tap_ok(!cfg.anatomy, "--anatomy off");
+	tap_ok(cfg.nants == 1 && cfg.ants[0].kind == KS_ANT_RECLAIM &&
+		       cfg.ants[0].period_ns == 5000000 && cfg.ants[0].buffer == 8ULL << 20,
+	       "--antagonist reclaim:period=5ms,buffer=8M");
 	tap_ok(cfg.pin && !cfg.prefault && !cfg.numa && cfg.reserve_hugepages && cfg.quiet &&
 		       !cfg.progress,
 	       "flags");

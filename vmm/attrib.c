@@ -179,6 +179,9 @@ void attrib__compute(struct ks_vm *vm, uint64_t run_start_ns, uint64_t run_end_n
 	spans_sort(&all);
 	a->base_ns = run_end_ns - run_start_ns - spans_cover(&all, run_start_ns, run_end_ns);
 
+	a->has_causes = vm->anatomy.enabled;
+	a->vcpu_causes =
+		xcalloc(vm->layout.nvcpus ? vm->layout.nvcpus : 1, sizeof(*a->vcpu_causes));
 	for (i = 0; i < vm->layout.nvcpus; i++) {
 		const struct ks_vcpu *v = &vm->vcpus[i];
 		const struct ks_vcpu_stats *st = &v->stats;
@@ -186,17 +189,21 @@ void attrib__compute(struct ks_vm *vm, uint64_t run_start_ns, uint64_t run_end_n
 		if (!st->valid)
 			continue;
 		a->nvcpus++;
+		a->vcpu_causes[i].lost_records = v->an.lost;
 		for (j = 0; j < st->nrecs; j++) {
-			uint64_t dt = st->recs[j].start_tsc - v->tsc_at_start;
+			struct ks_causes c;
 			uint64_t s, e, len;
 			bool hit = false;
 
-			if (st->recs[j].start_tsc < v->tsc_at_start)
+			if (!ks_stall_place(vm, v, &st->recs[j], &s, &e))
 				continue;
-			s = vm->t0_ns + (uint64_t)((unsigned __int128)dt * 1000000 / vm->tsc_khz);
-			len = (uint64_t)((unsigned __int128)st->recs[j].ticks * 1000000 /
-					 vm->tsc_khz);
-			e = s + len;
+			len = e - s;
+			memset(&c, 0, sizeof(c));
+			if (a->has_causes) {
+				ks_anat_split(&vm->anatomy, &v->an, s, e, &c);
+				ks_causes_add(&a->vcpu_causes[i], &c);
+				ks_causes_add(&a->total_causes, &c);
+			}
 			if (e <= run_start_ns || s >= run_end_ns)
 				continue;
 			a->stalls_total++;
@@ -204,15 +211,21 @@ void attrib__compute(struct ks_vm *vm, uint64_t run_start_ns, uint64_t run_end_n
 				if (spans_hit(&sp[k], s, e)) {
 					a->s[k].stalls++;
 					a->s[k].stall_ns += (double)len;
+					ks_causes_add(&a->s[k].causes, &c);
 					hit = true;
 				}
 			}
 			if (!hit) {
 				a->base_stalls++;
 				a->base_stall_ns += (double)len;
+				ks_causes_add(&a->base_causes, &c);
 			}
 		}
 	}
+	/* Records lost anywhere may hide the causes of any stall. */
+	a->total_causes.lost_records = a->base_causes.lost_records = vm->anatomy.lost_total;
+	for (k = 0; k < a->n; k++)
+		a->s[k].causes.lost_records = vm->anatomy.lost_total;
 	for (k = 0; k < a->n; k++) {
 		vcpu_s = (double)a->s[k].coverage_ns / 1e9 * a->nvcpus;
 		a->s[k].stalls_per_vcpu_s = vcpu_s > 0 ? (double)a->s[k].stalls / vcpu_s : 0;
@@ -226,9 +239,24 @@ void attrib__compute(struct ks_vm *vm, uint64_t run_start_ns, uint64_t run_end_n
 	free(all.max_end);
 }
 
+bool ks_stall_place(const struct ks_vm *vm, const struct ks_vcpu *v, const struct ks_stall_rec *r,
+		    uint64_t *s, uint64_t *e)
+{
+	uint64_t dt;
+
+	if (r->start_tsc < v->tsc_at_start || !vm->tsc_khz)
+		return false;
+	dt = r->start_tsc - v->tsc_at_start;
+	*s = vm->t0_ns + (uint64_t)((unsigned __int128)dt * 1000000 / vm->tsc_khz);
+	*e = *s + (uint64_t)((unsigned __int128)r->ticks * 1000000 / vm->tsc_khz);
+	return true;
+}
+
 void attrib__free(struct ks_attrib *a)
 {
 	free(a->s);
+	free(a->vcpu_causes);
+	a->vcpu_causes = NULL;
 	a->s = NULL;
 	a->n = 0;
 }

@@ -8,10 +8,15 @@
 #ifndef KVMSTALL__ATTRIB_H
 #define KVMSTALL__ATTRIB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "anatomy.h"
+
 struct ks_vm;
+struct ks_vcpu;
+struct ks_stall_rec;
 
 struct ks_pct {
 	double p50;
@@ -30,6 +35,7 @@ struct ks_attrib_stream {
 	double stall_ns;	   /* their total length */
 	uint64_t coverage_ns;	   /* time with at least one of its events in flight */
 	double stalls_per_vcpu_s;  /* stall rate while its events were in flight */
+	struct ks_causes causes;   /* the host side of those stalls (--anatomy) */
 };
 
 struct ks_attrib {
@@ -41,7 +47,19 @@ struct ks_attrib {
 	uint64_t base_ns; /* run time with no event in flight */
 	double base_per_vcpu_s;
 	unsigned int nvcpus; /* vCPUs with valid data */
+	/*
+	 * The host side of the stalls (--anatomy): per vCPU and in total over
+	 * every stall kept, whole run; per stream and baseline as above.
+	 */
+	bool has_causes;
+	struct ks_causes *vcpu_causes;
+	struct ks_causes total_causes;
+	struct ks_causes base_causes;
 };
+
+/* A kept stall record on the host clock; false if it cannot be placed. */
+bool ks_stall_place(const struct ks_vm *vm, const struct ks_vcpu *v, const struct ks_stall_rec *r,
+		    uint64_t *s, uint64_t *e);
 
 void attrib__compute(struct ks_vm *vm, uint64_t run_start_ns, uint64_t run_end_ns,
 		     struct ks_attrib *a);

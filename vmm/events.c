@@ -635,6 +635,12 @@ static void *stream_thread(void *arg)
 	}
 	if (uring)
 		io_uring_queue_exit(&ring);
+	{
+		struct timespec ts;
+
+		if (!clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts))
+			st->cpu_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	}
 	return NULL;
 }
 

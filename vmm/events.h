@@ -139,6 +139,7 @@ struct ks_stream {
 	uint64_t t_start; /* the run's start, the schedule's origin */
 	uint8_t *scratch; /* mremap: where the range moves to and back from */
 	uint64_t t_end;	  /* no event due at or after this is fired */
+	uint64_t cpu_ns;  /* CPU time of the stream's thread, set when it ends */
 	/* --verify-events */
 	uint64_t verified;
 	uint64_t verify_failed;

@@ -283,6 +283,7 @@ static void *vcpu_thread(void *arg)
 	snprintf(name, sizeof(name), "ks-vcpu-%u", vcpu->id);
 	pthread_setname_np(pthread_self(), name);
 	numa__bind_thread(vcpu->vm, vcpu->node, vcpu->cpu);
+	anatomy__attach(vcpu->vm, vcpu);
 	run_loop(vcpu);
 	finished(vcpu);
 	return NULL;

@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "kvmstall/abi.h"
+#include "anatomy.h"
+#include "antagonist.h"
 #include "events.h"
 #include "layout.h"
 #include "stats.h"
@@ -54,13 +56,17 @@ struct ks_config {
 	bool reserve_hugepages;
 	bool verify_events; /* check that each event took effect */
 	bool numa;	    /* place memory and vCPUs with libnuma */
+	bool anatomy;	    /* --anatomy: the host side of every stall */
 	bool quiet;
 	bool progress; /* resolved: live line on a terminal */
 	const char *json_path;
 	const char *csv_path;
-	int ready_fd;		   /* --ready-fd: told when every vCPU runs the workload; -1 */
+	long long event_log_max; /* --event-log: entries of each stream's log in the JSON; -1: all */
+	int ready_fd;		 /* --ready-fd: told when every vCPU runs the workload; -1 */
 	struct ks_ev_spec *events; /* --events, in order */
 	unsigned int nevents;
+	struct ks_ant_spec *ants; /* --antagonist, in order */
+	unsigned int nants;
 	enum ks_via submit;   /* --submit: default for streams without via= */
 	const char *scenario; /* --scenario file, if any */
 	char **scenario_argv; /* its options as arguments; cfg points into them */
@@ -129,6 +135,7 @@ struct ks_vcpu {
 	uint64_t efault_retries; /* KVM_RUN EFAULTs while mprotect events ran */
 	struct ks_vcpu_stats stats;
 	uint64_t fault_dropped; /* position up to which the fault recycler dropped */
+	struct ks_an_thread an; /* its perf ring and host timeline (anatomy.c) */
 };
 
 struct ks_vm {
@@ -153,6 +160,7 @@ struct ks_vm {
 	uint64_t prefault_ns;
 	uint64_t prefault_bytes;
 	uint64_t recycled_bytes; /* dropped behind the fault workload */
+	uint64_t recycle_calls;	 /* system calls that dropped them: one invalidation each */
 	unsigned int nnodes;	 /* nodes used for placement (0 without libnuma) */
 	int *nodes;
 	struct ks_hugepool *pool;
@@ -163,6 +171,9 @@ struct ks_vm {
 	/* host memory events */
 	struct ks_stream *streams;
 	unsigned int nstreams;
+	struct ks_antagonist *ants; /* --antagonist, in order */
+	unsigned int nants;
+	struct ks_anatomy anatomy;
 	bool events_stop;
 	unsigned int protect_inflight; /* mprotect events between read-only and back */
 	uint64_t protect_last_end_ns;

@@ -196,6 +196,7 @@ static void run(struct ks_vm *vm, struct ks_run *r)
 	sample_all(vm, false);
 	r->run_start_ns = now_ns();
 	block_signals(true);
+	antagonists__start(vm);
 	events__start(vm, r->run_start_ns, r->run_start_ns + cfg->duration_ns);
 	block_signals(false);
 	tell_ready(vm);
@@ -221,7 +222,9 @@ static void run(struct ks_vm *vm, struct ks_run *r)
 		sleep_ns(deadline - now < tick ? deadline - now : tick);
 	}
 	r->run_end_ns = now_ns();
+	anatomy__run_ended(vm);
 	events__stop(vm, stop_signal || any_failed(vm), &stop_signal);
+	antagonists__stop(vm);
 	if (cfg->progress)
 		progress__clear();
 }
@@ -257,6 +260,8 @@ int main(int argc, char **argv)
 			vm.streams[i].spec = cfg.events[i];
 		events__prepare(&vm);
 	}
+	antagonists__prepare(&vm);
+	anatomy__setup(&vm);
 	install_signals();
 	test_signal_point("setup");
 
@@ -275,6 +280,7 @@ int main(int argc, char **argv)
 
 	block_signals(true);
 	kvm_cpu__start_all(&vm);
+	anatomy__start(&vm);
 	block_signals(false);
 	if (!stop_signal)
 		run(&vm, &r);
@@ -283,6 +289,7 @@ int main(int argc, char **argv)
 	r.signal = stop_signal;
 
 	kvm_cpu__stop_all(&vm, KS_STOP_GRACE_NS);
+	anatomy__stop(&vm);
 	sample_all(&vm, true);
 	kvmstats__end(&vm, &r.kstats);
 	report__finish(&r);
@@ -328,6 +335,8 @@ int main(int argc, char **argv)
 	kvmstats__free(&r.kstats);
 	attrib__free(&r.attrib);
 	events__free(&vm);
+	antagonists__free(&vm);
+	anatomy__free(&vm);
 	kvm_cpu__destroy_all(&vm);
 	mem__teardown(&vm);
 	kvm__destroy_vm(&vm);

@@ -182,6 +182,17 @@ static void setup_slot(struct ks_vm *vm, struct ks_slot *s, unsigned int i)
 	map_part(vm, s->decoy[0], l->decoy_size, &s->fd[0], name);
 	snprintf(name, sizeof(name), "kvmstall-slot%u", i);
 	map_part(vm, s->hva, l->slot_size, &s->fd[1], name);
+	/*
+	 * Guest memory is a VMA of its own, never merged with the decoys
+	 * around it: VM_DONTDUMP sets it apart (and guest memory has no place
+	 * in the VMM's core dumps, as with QEMU's dump-guest-core=off).  In
+	 * one merged VMA, an mprotect of a decoy next to the slot splits it,
+	 * and the kernel announces each split with a 2 MiB invalidation around
+	 * the split point (vma_adjust_trans_huge()) that covers guest memory,
+	 * so "outside" events would reach it.
+	 */
+	if (madvise(s->hva, l->slot_size, MADV_DONTDUMP) < 0)
+		die_perror("madvise(MADV_DONTDUMP) of slot %u failed", i);
 	snprintf(name, sizeof(name), "kvmstall-decoy%u-after", i);
 	map_part(vm, s->decoy[1], l->decoy_size, &s->fd[2], name);
 	if (numa__bind_memory(vm, base, (size_t)len, s->node) < 0)
@@ -312,6 +323,7 @@ static void drop_one(struct ks_vm *vm, struct ks_slot *s, uint64_t off, uint64_t
 {
 	void *p;
 
+	vm->recycle_calls++;
 	if (s->fd[1] >= 0) {
 		if (fallocate(s->fd[1], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
 			      (off_t)len) < 0)

@@ -116,13 +116,21 @@ static void usage(FILE *f)
 		"      --submit HOW         auto (io_uring where possible, default), uring or syscall\n"
 		"      --verify-events      check through pagemap, smaps and friends that each\n"
 		"                           event took effect (slow; exact with -w spin)\n"
+		"      --antagonist KIND[:period=T,buffer=SIZE]\n"
+		"                           the kernel's own memory work for the run, on VMM\n"
+		"                           memory: numa-balancing, ksm, khugepaged or\n"
+		"                           reclaim\n"
 		"      --scenario FILE      a whole run as JSON: option names as keys, events as a\n"
 		"                           list of specs; options on the command line win\n"
 		"\n"
 		"Output:\n"
 		"  -j, --json PATH          write the report as JSON (schema in kvmstall(1))\n"
 		"      --csv PATH           write a time series, one row per interval and vCPU\n"
+		"      --event-log N|all    entries of each event stream's log in the JSON\n"
+		"                           (default all; the first N, 0 for none)\n"
 		"  -i, --interval TIME      sampling interval for --csv and progress (default 1s)\n"
+		"      --anatomy on|off     where each vCPU thread was on the host during its\n"
+		"                           stalls (perf_event_open; default on)\n"
 		"      --ready-fd N         write \"ready\" to descriptor N and close it once every\n"
 		"                           vCPU runs its workload and the events have started\n"
 		"  -q, --quiet              no progress line and no summary table\n"
@@ -182,6 +190,9 @@ enum {
 	OPT_VERIFY_EVENTS,
 	OPT_READY_FD,
 	OPT_START_TIMEOUT,
+	OPT_EVENT_LOG,
+	OPT_ANTAGONIST,
+	OPT_ANATOMY,
 };
 
 static const struct option long_opts[] = {
@@ -201,12 +212,15 @@ static const struct option long_opts[] = {
 	{ "stride", required_argument, NULL, OPT_STRIDE },
 	{ "json", required_argument, NULL, 'j' },
 	{ "csv", required_argument, NULL, OPT_CSV },
+	{ "event-log", required_argument, NULL, OPT_EVENT_LOG },
 	{ "events", required_argument, NULL, 'e' },
+	{ "antagonist", required_argument, NULL, OPT_ANTAGONIST },
 	{ "submit", required_argument, NULL, OPT_SUBMIT },
 	{ "scenario", required_argument, NULL, OPT_SCENARIO },
 	{ "verify-events", no_argument, NULL, OPT_VERIFY_EVENTS },
 	{ "interval", required_argument, NULL, 'i' },
 	{ "ready-fd", required_argument, NULL, OPT_READY_FD },
+	{ "anatomy", required_argument, NULL, OPT_ANATOMY },
 	{ "start-timeout", required_argument, NULL, OPT_START_TIMEOUT },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
@@ -390,6 +404,26 @@ static char **scenario_args(const char *file, int *argc_out)
 			}
 			continue;
 		}
+		if (!strcmp(key, "antagonists")) {
+			if (!json_is_array(v)) {
+				snprintf(why, sizeof(why),
+					 "\"antagonists\" must be a list of strings");
+				goto bad;
+			}
+			json_array_foreach(v, i, ev)
+			{
+				if (!json_is_string(ev)) {
+					snprintf(
+						why, sizeof(why),
+						"\"antagonists\" must be a list of strings such as "
+						"\"numa-balancing:period=100ms\"");
+					goto bad;
+				}
+				argv[argc++] = xstrdup("--antagonist");
+				argv[argc++] = xstrdup(json_string_value(ev));
+			}
+			continue;
+		}
 		snprintf(opt, sizeof(opt), "--%s", key);
 		if (json_is_boolean(v)) {
 			if (json_is_true(v))
@@ -501,9 +535,32 @@ static void parse_args(struct ks_config *cfg, int argc, char **argv)
 		case OPT_CSV:
 			cfg->csv_path = optarg;
 			break;
+		case OPT_EVENT_LOG: {
+			unsigned long long v;
+
+			if (!strcmp(optarg, "all"))
+				cfg->event_log_max = -1;
+			else if (parse_uint(optarg, 1ULL << 40, &v))
+				cfg->event_log_max = (long long)v;
+			else
+				bad("--event-log", optarg,
+				    "expected all or a number of log entries per stream, 0 or more");
+			break;
+		}
 		case 'e':
 			add_event(cfg, optarg);
 			break;
+		case OPT_ANTAGONIST: {
+			char err[300];
+
+			if (cfg->nants >= 8)
+				die_usage("too many --antagonist options: at most 8");
+			cfg->ants = xrealloc(cfg->ants, (cfg->nants + 1) * sizeof(*cfg->ants));
+			if (ks_ant_parse(optarg, &cfg->ants[cfg->nants], err, sizeof(err)) < 0)
+				die_usage("%s", err);
+			cfg->nants++;
+			break;
+		}
 		case OPT_SUBMIT:
 			if (!ks_via_parse(optarg, &cfg->submit))
 				bad("--submit", optarg, "expected auto, uring or syscall");
@@ -519,6 +576,14 @@ static void parse_args(struct ks_config *cfg, int argc, char **argv)
 			break;
 		case OPT_READY_FD:
 			cfg->ready_fd = parse_ready_fd(optarg);
+			break;
+		case OPT_ANATOMY:
+			if (!strcmp(optarg, "on"))
+				cfg->anatomy = true;
+			else if (!strcmp(optarg, "off"))
+				cfg->anatomy = false;
+			else
+				bad("--anatomy", optarg, "expected on or off");
 			break;
 		case OPT_SCENARIO:
 			break; /* read before the other options, see below */
@@ -569,7 +634,9 @@ void options__parse(struct ks_config *cfg, int argc, char **argv)
 		.interval_ns = NSEC_PER_SEC,
 		.prefault = true,
 		.numa = true,
+		.anatomy = true,
 		.ready_fd = -1,
+		.event_log_max = -1,
 		.start_timeout_ns = 120 * NSEC_PER_SEC,
 		.argc = argc,
 		.argv = argv,
@@ -600,6 +667,9 @@ void options__free(struct ks_config *cfg)
 	free(cfg->events);
 	cfg->events = NULL;
 	cfg->nevents = 0;
+	free(cfg->ants);
+	cfg->ants = NULL;
+	cfg->nants = 0;
 	for (a = cfg->scenario_argv; a && *a; a++)
 		free(*a);
 	free(cfg->scenario_argv);

@@ -283,6 +283,138 @@ static void notifier_table(const struct ks_run *r, FILE *f)
 		active, count, active || count ? " UNBALANCED" : "");
 }
 
+/* ---- stall anatomy ---- */
+
+static bool an_in_kvm(const struct ks_anatomy *an)
+{
+	return an->exits || an->mmu_faults;
+}
+
+static bool an_faults(const struct ks_anatomy *an)
+{
+	return an->page_faults || an->mmu_faults;
+}
+
+/* What the in-KVM intervals were delimited by. */
+static const char *an_in_kvm_from(const struct ks_vm *vm)
+{
+	const struct ks_anatomy *an = &vm->anatomy;
+	bool exits = false, walks = false;
+	unsigned int i;
+
+	for (i = 0; i < vm->layout.nvcpus; i++) {
+		exits |= vm->vcpus[i].an.exits_seen;
+		walks |= vm->vcpus[i].an.nwalks > 0;
+	}
+	if (exits)
+		return "kvm_exit to kvm_entry";
+	if (walks)
+		return "kvm_mmu_pagetable_walk to kvm_mmu_set_spte (this KVM fires no kvm_exit)";
+	return an_in_kvm(an) ? "kvm_exit to kvm_entry (none fired)" : NULL;
+}
+
+/* What the page faults were counted from: what fired, else what could have. */
+static const char *an_faults_from(const struct ks_vm *vm)
+{
+	const struct ks_anatomy *an = &vm->anatomy;
+	bool hw = false, walks = false;
+	unsigned int i;
+
+	for (i = 0; i < vm->layout.nvcpus; i++) {
+		hw |= vm->vcpus[i].an.nfaults > 0;
+		walks |= vm->vcpus[i].an.nwalks > 0;
+	}
+	if (hw)
+		return "kvm_page_fault";
+	if (walks)
+		return "kvm_mmu_pagetable_walk";
+	return an->page_faults ? "kvm_page_fault" :
+	       an->mmu_faults  ? "kvm_mmu_pagetable_walk" :
+				 NULL;
+}
+
+static double pct(double part, double whole)
+{
+	return whole > 0 ? 100 * part / whole : 0;
+}
+
+static void causes_row(const struct ks_anatomy *an, FILE *f, const char *label,
+		       const struct ks_causes *c)
+{
+	char p[4][16], top[160] = "";
+	bool used[KS_AN_MAX_REASONS] = { false };
+	size_t l = 0;
+	unsigned int k, i;
+
+	snprintf(p[0], 16, "%.1f%%", pct(c->preempted_ns, c->stall_ns));
+	snprintf(p[1], 16, "%.1f%%", pct(c->blocked_ns, c->stall_ns));
+	snprintf(p[2], 16, "%.1f%%", pct(c->in_kvm_ns, c->stall_ns));
+	snprintf(p[3], 16, "%.1f%%", pct(c->unexplained_ns, c->stall_ns));
+	/* The three reasons that took the most time. */
+	for (k = 0; k < 3 && an_in_kvm(an); k++) {
+		int best = -1;
+
+		for (i = 0; i < an->nreasons; i++)
+			if (!used[i] && c->reason_ns[i] > 0 &&
+			    (best < 0 || c->reason_ns[i] > c->reason_ns[best]))
+				best = (int)i;
+		if (best < 0)
+			break;
+		used[best] = true;
+		l += (size_t)snprintf(top + l, sizeof(top) - l, "%s%s %.1f%%", k ? ", " : "",
+				      an->reason_names[best], pct(c->reason_ns[best], c->stall_ns));
+		if (l >= sizeof(top))
+			break;
+	}
+	fprintf(f, "%-30.30s %10.2f %9s %8s %8s %11s", label, c->stall_ns / 1e6,
+		an->switches ? p[0] : "-", an->switches ? p[1] : "-", an_in_kvm(an) ? p[2] : "-",
+		p[3]);
+	if (an_faults(an))
+		fprintf(f, " %8" PRIu64 " %8" PRIu64, c->page_faults, c->repeated_faults);
+	else
+		fprintf(f, " %8s %8s", "-", "-");
+	fprintf(f, "  %s\n", top);
+}
+
+static void anatomy_table(const struct ks_run *r, FILE *f, bool per_vcpu)
+{
+	const struct ks_vm *vm = r->vm;
+	const struct ks_anatomy *an = &vm->anatomy;
+	const struct ks_attrib *a = &r->attrib;
+	const char *from = an_in_kvm_from(vm);
+	char label[48];
+	unsigned int i;
+
+	if (!a->has_causes)
+		return;
+	fprintf(f, "\nwhere the stall time went, seen from the host (context switches%s%s):\n",
+		from ? "; in KVM: " : "", from ? from : "");
+	fprintf(f, "%-30s %10s %9s %8s %8s %11s %8s %8s  %s\n", "stalls of", "stall-ms",
+		"preempted", "blocked", "in-KVM", "unexplained", "faults", "repeated",
+		"in KVM, by exit reason");
+	for (i = 0; per_vcpu && i < vm->layout.nvcpus; i++) {
+		if (!vm->vcpus[i].stats.valid)
+			continue;
+		snprintf(label, sizeof(label), "vCPU %u", i);
+		causes_row(an, f, label, &a->vcpu_causes[i]);
+	}
+	causes_row(an, f, "total", &a->total_causes);
+	for (i = 0; i < vm->nstreams && i < a->n; i++)
+		if (!vm->streams[i].skipped)
+			causes_row(an, f, vm->streams[i].spec.text, &a->s[i].causes);
+	if (vm->nstreams)
+		causes_row(an, f, "baseline (no event in flight)", &a->base_causes);
+	if (an->notifications)
+		fprintf(f,
+			"MMU notifications into KVM during the stalls (%s, any VM): %" PRIu64 "\n",
+			an->notif_names, a->total_causes.notifications);
+	if (an->lost_total)
+		fprintf(f, "perf records lost: %" PRIu64 " (the split around them is incomplete)\n",
+			an->lost_total);
+	if (an->missing[0])
+		fprintf(f, "not seen: %s\n", an->missing);
+}
+
 void report__table(const struct ks_run *r, FILE *f)
 {
 	const struct ks_vm *vm = r->vm;
@@ -320,6 +452,7 @@ void report__table(const struct ks_run *r, FILE *f)
 		fprintf(f, "(%u vCPUs: per-vCPU rows in --json, or with --verbose)\n", n);
 	if (vm->nstreams)
 		events_table(r, f);
+	anatomy_table(r, f, per_vcpu);
 	notifier_table(r, f);
 }
 
@@ -379,6 +512,58 @@ static json_t *histogram(const struct ks_run *r, const uint64_t *hist)
 	return a;
 }
 
+/* .stall_causes: null where the anatomy is off, and null for what the host did not show. */
+static json_t *json_causes(const struct ks_run *r, const struct ks_causes *c)
+{
+	const struct ks_anatomy *an = &r->vm->anatomy;
+	json_t *o, *reasons;
+	unsigned int i;
+
+	if (!r->attrib.has_causes)
+		return json_null();
+	o = json_object();
+	set(o, "stalls", jint(c->stalls));
+	set(o, "stall_ns", json_real(c->stall_ns));
+	set(o, "preempted_ns", an->switches ? json_real(c->preempted_ns) : json_null());
+	set(o, "blocked_ns", an->switches ? json_real(c->blocked_ns) : json_null());
+	set(o, "in_kvm_ns", an_in_kvm(an) ? json_real(c->in_kvm_ns) : json_null());
+	set(o, "unexplained_ns", json_real(c->unexplained_ns));
+	reasons = an_in_kvm(an) ? json_object() : json_null();
+	for (i = 0; an_in_kvm(an) && i < an->nreasons; i++)
+		if (c->reason_ns[i] > 0)
+			set(reasons, an->reason_names[i], json_real(c->reason_ns[i]));
+	set(o, "exit_reasons", reasons);
+	set(o, "page_faults", an_faults(an) ? jint(c->page_faults) : json_null());
+	set(o, "repeated_faults", an_faults(an) ? jint(c->repeated_faults) : json_null());
+	set(o, "notifications", an->notifications ? jint(c->notifications) : json_null());
+	set(o, "lost_records", jint(c->lost_records));
+	return o;
+}
+
+/* .anatomy: what the host let kvmstall see, and how it went. */
+static json_t *json_anatomy(const struct ks_run *r)
+{
+	const struct ks_vm *vm = r->vm;
+	const struct ks_anatomy *an = &vm->anatomy;
+	json_t *o = json_object();
+
+	set(o, "requested", json_boolean(vm->cfg->anatomy));
+	set(o, "enabled", json_boolean(an->enabled));
+	set(o, "context_switches", json_boolean(an->enabled && an->switches));
+	set(o, "in_kvm_from", an->enabled ? jstr_or_null(an_in_kvm_from(vm)) : json_null());
+	set(o, "page_faults_from", an->enabled ? jstr_or_null(an_faults_from(vm)) : json_null());
+	set(o, "notifications_from",
+	    an->enabled && an->notifications ? json_string(an->notif_names) : json_null());
+	set(o, "kvm_module", an->enabled ? json_string(an->module) : json_null());
+	set(o, "missing", jstr_or_null(an->missing));
+	set(o, "mounted_tracefs", json_boolean(an->mounted_tracefs));
+	set(o, "ring_bytes", jint(an->enabled ? an->ring_pages * 4096 : 0));
+	set(o, "records", jint(an->records_total));
+	set(o, "lost_records", jint(an->lost_total));
+	set(o, "throttled", jint(an->throttles_total));
+	return o;
+}
+
 static json_t *json_vcpu(const struct ks_run *r, const struct ks_vcpu *v)
 {
 	const struct ks_vcpu_stats *s = &v->stats;
@@ -415,6 +600,9 @@ static json_t *json_vcpu(const struct ks_run *r, const struct ks_vcpu *v)
 	set(o, "records_kept", jint(s->valid ? s->nrecs : 0));
 	set(o, "records_lost", jint(s->valid ? s->ring_lost : 0));
 	set(o, "histogram", histogram(r, s->valid ? s->hist : empty));
+	set(o, "stall_causes",
+	    s->valid && r->attrib.vcpu_causes ? json_causes(r, &r->attrib.vcpu_causes[v->id]) :
+						json_null());
 	return o;
 }
 
@@ -543,6 +731,7 @@ static json_t *json_stream(const struct ks_run *r, const struct ks_stream *st,
 	set(j, "first_error",
 	    o->first_error ? json_string(strerror(-o->first_error)) : json_null());
 	set(j, "achieved_rate", json_real(o->achieved_rate));
+	set(j, "cpu_ns", jint(st->cpu_ns));
 	if (sp->hold_met) {
 		json_t *h = json_object();
 
@@ -559,6 +748,7 @@ static json_t *json_stream(const struct ks_run *r, const struct ks_stream *st,
 	set(att, "in_flight_ns", jint(o->coverage_ns));
 	set(att, "stalls_per_vcpu_s", json_real(o->stalls_per_vcpu_s));
 	set(j, "attribution", att);
+	set(j, "stall_causes", json_causes(r, &o->causes));
 	if (r->vm->cfg->verify_events) {
 		json_t *v = json_object();
 
@@ -572,6 +762,10 @@ static json_t *json_stream(const struct ks_run *r, const struct ks_stream *st,
 	for (i = 0; i < st->nrecs; i++) {
 		const struct ks_ev_rec *e = &st->recs[i];
 
+		if (r->vm->cfg->event_log_max >= 0 &&
+		    i >= (unsigned long long)r->vm->cfg->event_log_max)
+			break;
+
 		json_array_append_new(log,
 				      json_pack("[I, I, I, I, I, i, b, i]", (json_int_t)e->due_ns,
 						(json_int_t)e->start_ns, (json_int_t)e->end_ns,
@@ -579,7 +773,49 @@ static json_t *json_stream(const struct ks_run *r, const struct ks_stream *st,
 						(int)e->slot, (int)e->via_uring, (int)e->result));
 	}
 	set(j, "log", log);
+	set(j, "log_omitted", jint(st->nrecs - i));
 	return j;
+}
+
+/* --antagonist: what was set for the run, and what the kernel did. */
+static json_t *json_antagonists(const struct ks_vm *vm)
+{
+	json_t *arr = json_array();
+	unsigned int i, k;
+
+	for (i = 0; i < vm->nants; i++) {
+		const struct ks_antagonist *a = &vm->ants[i];
+		json_t *j = json_object(), *knobs = json_object(), *ctr = json_object();
+
+		set(j, "spec", json_string(a->spec.text));
+		set(j, "kind", json_string(ks_ant_kind_name(a->spec.kind)));
+		set(j, "period_ns", jint(a->spec.period_ns));
+		set(j, "buffer_bytes", jint(a->spec.buffer));
+		set(j, "skipped", json_boolean(a->skipped));
+		set(j, "skip_reason", a->skipped ? json_string(a->reason) : json_null());
+		for (k = 0; k < a->nknobs; k++)
+			set(knobs, a->knobs[k].path,
+			    json_pack("{s:s, s:s}", "run", a->knobs[k].value, "before",
+				      a->knobs[k].saved));
+		set(j, "settings", knobs);
+		for (k = 0; k < a->ncounters; k++) {
+			/* "FILE KEY" is named by its key, a path by its file. */
+			const char *n = strchr(a->counter_names[k], ' ');
+
+			if (!n)
+				n = strrchr(a->counter_names[k], '/');
+
+			set(ctr, n ? n + 1 : a->counter_names[k],
+			    a->counter_ok[k] ? json_pack("{s:I, s:I}", "start",
+							 (json_int_t)a->counter_start[k], "end",
+							 (json_int_t)a->counter_end[k]) :
+					       json_null());
+		}
+		set(j, "counters", ctr);
+		set(j, "passes", jint(a->passes));
+		json_array_append_new(arr, j);
+	}
+	return arr;
 }
 
 static json_t *json_events(const struct ks_run *r)
@@ -599,6 +835,7 @@ static json_t *json_events(const struct ks_run *r)
 	set(base, "stall_ns", json_real(a->base_stall_ns));
 	set(base, "no_event_ns", jint(a->base_ns));
 	set(base, "stalls_per_vcpu_s", json_real(a->base_per_vcpu_s));
+	set(base, "stall_causes", json_causes(r, &a->base_causes));
 	set(o, "baseline", base);
 	set(o, "stalls_in_run", jint(a->stalls_total));
 	return o;
@@ -642,6 +879,7 @@ int report__json(const struct ks_run *r, const char *path)
 	set(t, "run_ns",
 	    jint(r->run_end_ns > r->run_start_ns ? r->run_end_ns - r->run_start_ns : 0));
 	set(t, "fault_recycled_bytes", jint(vm->recycled_bytes));
+	set(t, "fault_recycles", jint(vm->recycle_calls));
 	set(root, "timing", t);
 
 	o = json_object();
@@ -679,9 +917,12 @@ int report__json(const struct ks_run *r, const char *path)
 	set(o, "vcpu_seconds", json_real(vsum));
 	set(o, "stalls", stall_summary(r, r->total_hist, r->total_max, r->total_sum, vmax));
 	set(o, "histogram", histogram(r, r->total_hist));
+	set(o, "stall_causes", json_causes(r, &r->attrib.total_causes));
 	set(root, "total", o);
+	set(root, "anatomy", json_anatomy(r));
 	set(root, "vcpus", a);
 	set(root, "kvm_stats", json_kvmstats(&r->kstats));
+	set(root, "antagonists", json_antagonists(r->vm));
 	set(root, "events", json_events(r));
 
 	/* A temporary file renamed into place: never a truncated report. */
@@ -725,9 +966,77 @@ int csv__open(struct ks_run *r, const char *path)
 	r->csv_path = path;
 	r->csv_prev_iter = xcalloc(n, sizeof(uint64_t));
 	r->csv_prev_stalls = xcalloc(n, sizeof(uint64_t));
-	fprintf(r->csv, "time_s,vcpu,iterations,iterations_per_s,stalls,stalls_per_s,"
-			"stall_ms_total,max_stall_us_interval,valid\n");
 	return 0;
+}
+
+static void csv_row(struct ks_run *r, const struct ks_csv_row *row)
+{
+	if (r->ncsv_rows == r->capcsv_rows) {
+		r->capcsv_rows = r->capcsv_rows ? r->capcsv_rows * 2 : 256;
+		r->csv_rows = xrealloc(r->csv_rows, r->capcsv_rows * sizeof(*r->csv_rows));
+	}
+	r->csv_rows[r->ncsv_rows++] = *row;
+}
+
+/*
+ * The rows, each with the causes of the vCPU's stalls up to it (cumulative,
+ * like stall_ms_total), known only once the host timeline is complete.
+ */
+static void csv_write(struct ks_run *r)
+{
+	const struct ks_vm *vm = r->vm;
+	const struct ks_anatomy *an = &vm->anatomy;
+	unsigned int n = vm->layout.nvcpus;
+	struct ks_causes *cum = xcalloc(n ? n : 1, sizeof(*cum));
+	size_t *next = xcalloc(n ? n : 1, sizeof(*next)), i;
+
+	/*
+	 * The first error is the one to report (a full disk): stdio may fail a
+	 * write inside any fprintf and drop what it held, so that the final
+	 * fflush has nothing left to fail on, and errno moves on.
+	 */
+	if (fprintf(r->csv,
+		    "time_s,vcpu,iterations,iterations_per_s,stalls,stalls_per_s,"
+		    "stall_ms_total,max_stall_us_interval,valid,"
+		    "preempted_ms_total,blocked_ms_total,in_kvm_ms_total,unexplained_ms_total\n") <
+		    0 &&
+	    !r->csv_errno)
+		r->csv_errno = errno;
+	for (i = 0; i < r->ncsv_rows; i++) {
+		const struct ks_csv_row *w = &r->csv_rows[i];
+		const struct ks_vcpu *v = &vm->vcpus[w->vcpu];
+		struct ks_causes *c = &cum[w->vcpu];
+		char cause[4][32] = { "", "", "", "" };
+
+		for (; r->attrib.has_causes && v->stats.valid && next[w->vcpu] < w->nrecs &&
+		       next[w->vcpu] < v->stats.nrecs;
+		     next[w->vcpu]++) {
+			uint64_t s, e;
+
+			if (ks_stall_place(vm, v, &v->stats.recs[next[w->vcpu]], &s, &e))
+				ks_anat_split(an, &v->an, s, e, c);
+		}
+		if (r->attrib.has_causes && v->stats.valid) {
+			if (an->switches) {
+				snprintf(cause[0], 32, "%.3f", c->preempted_ns / 1e6);
+				snprintf(cause[1], 32, "%.3f", c->blocked_ns / 1e6);
+			}
+			if (an_in_kvm(an))
+				snprintf(cause[2], 32, "%.3f", c->in_kvm_ns / 1e6);
+			snprintf(cause[3], 32, "%.3f", c->unexplained_ns / 1e6);
+		}
+		if (fprintf(r->csv,
+			    "%.3f,%u,%" PRIu64 ",%.0f,%" PRIu64 ",%.1f,%.3f,%.1f,%d,%s,%s,%s,%s\n",
+			    w->t, w->vcpu, w->iterations, w->iterations_per_s, w->stalls,
+			    w->stalls_per_s, w->stall_ms, w->max_us, w->valid, cause[0], cause[1],
+			    cause[2], cause[3]) < 0 &&
+		    !r->csv_errno)
+			r->csv_errno = errno;
+	}
+	if (fflush(r->csv) != 0 && !r->csv_errno)
+		r->csv_errno = errno;
+	free(cum);
+	free(next);
 }
 
 void csv__sample(struct ks_run *r, uint64_t now)
@@ -744,19 +1053,28 @@ void csv__sample(struct ks_run *r, uint64_t now)
 		uint64_t ticks = s->drained_ticks, max = s->interval_max;
 
 		s->interval_max = 0;
-		fprintf(r->csv, "%.3f,%u,%" PRIu64 ",%.0f,%" PRIu64 ",%.1f,%.3f,%.1f,%d\n", t, i,
-			s->iterations,
-			dt > 0 ? (double)(s->iterations - r->csv_prev_iter[i]) / dt : 0,
-			s->ring_tail,
-			dt > 0 ? (double)(s->ring_tail - r->csv_prev_stalls[i]) / dt : 0,
-			ns_of(r, (double)ticks) / 1e6, ns_of(r, (double)max) / 1e3, s->valid);
+		csv_row(r, &(struct ks_csv_row){
+				   .t = t,
+				   .vcpu = i,
+				   .valid = s->valid,
+				   .iterations = s->iterations,
+				   .iterations_per_s =
+					   dt > 0 ? (double)(s->iterations - r->csv_prev_iter[i]) /
+							    dt :
+						    0,
+				   .stalls = s->ring_tail,
+				   .stalls_per_s =
+					   dt > 0 ? (double)(s->ring_tail - r->csv_prev_stalls[i]) /
+							    dt :
+						    0,
+				   .stall_ms = ns_of(r, (double)ticks) / 1e6,
+				   .max_us = ns_of(r, (double)max) / 1e3,
+				   .nrecs = s->nrecs,
+			   });
 		r->csv_prev_iter[i] = s->iterations;
 		r->csv_prev_stalls[i] = s->ring_tail;
 	}
 	r->csv_prev_ns = now;
-	/* The first error is the one to report (a full disk); errno moves on. */
-	if (fflush(r->csv) != 0 && !r->csv_errno)
-		r->csv_errno = errno;
 }
 
 void csv__close(struct ks_run *r)
@@ -764,6 +1082,7 @@ void csv__close(struct ks_run *r)
 	int rc;
 
 	if (r->csv) {
+		csv_write(r);
 		rc = out_file_commit(r->csv, r->csv_tmp, r->csv_path);
 		if (rc < 0) {
 			pr_err("cannot write the CSV time series %s: %s; it was not written",
@@ -774,6 +1093,9 @@ void csv__close(struct ks_run *r)
 	r->csv = NULL;
 	free(r->csv_prev_iter);
 	free(r->csv_prev_stalls);
+	free(r->csv_rows);
+	r->csv_rows = NULL;
+	r->ncsv_rows = r->capcsv_rows = 0;
 	r->csv_prev_iter = r->csv_prev_stalls = NULL;
 }
 

@@ -12,6 +12,20 @@
 
 #define KS_REPORT_SCHEMA_VERSION 1
 
+/* One row of the --csv time series: one vCPU at one sample. */
+struct ks_csv_row {
+	double t;
+	unsigned int vcpu;
+	bool valid;
+	uint64_t iterations;
+	double iterations_per_s;
+	uint64_t stalls;
+	double stalls_per_s;
+	double stall_ms;
+	double max_us;
+	size_t nrecs; /* stall records kept up to this sample */
+};
+
 struct ks_run {
 	struct ks_vm *vm;
 	struct ks_kvmstats kstats;
@@ -28,7 +42,9 @@ struct ks_run {
 	uint64_t zeroed;	/* touch read-backs that found zero */
 	uint64_t corrupt;	/* ... that found neither zero nor what was written */
 	bool discarding_events; /* some event discarded guest memory */
-	/* CSV state */
+	/* CSV state: rows are kept and written at the end, with their stall causes */
+	struct ks_csv_row *csv_rows;
+	size_t ncsv_rows, capcsv_rows;
 	FILE *csv;
 	const char *csv_path;
 	char csv_tmp[PATH_MAX + 16]; /* written here, renamed to csv_path at the end */
