@@ -378,6 +378,8 @@ static bool run_case(struct vm *v, const struct backing *b, int ci, int fd, uint
 	const struct bcase *c = &cases[ci];
 	int lo = c->first - 2, hi = c->first + c->n + 2, p, which;
 	struct inval before, after, d = { 0, 0, 0 };
+	uint64_t fl0 = 0, fl1 = 0;
+	bool flushes = false;
 	char err[192] = "", note[160] = "";
 	size_t P = b->page;
 	uint32_t val;
@@ -410,8 +412,11 @@ static bool run_case(struct vm *v, const struct backing *b, int ci, int fd, uint
 		return false;
 	}
 
-	if (v->cdir >= 0)
+	if (v->cdir >= 0) {
 		inval_stable(v, "invalidate", &before);
+		/* The instrumentation's count of the flushes notifiers asked for. */
+		flushes = !counter_get(v, "mn_tlb_flushes", &fl0);
+	}
 	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)c->first * (off_t)P, (off_t)c->n * (off_t)P)) {
 		printf(PROG ": %-10s %-15s FAIL fallocate(PUNCH_HOLE): %s\n", b->name, c->name,
@@ -431,6 +436,18 @@ static bool run_case(struct vm *v, const struct backing *b, int ci, int fd, uint
 			ok = false;
 		} else if (c->one && (d.seen != 1 || d.locked != 1)) {
 			snprintf(note, sizeof(note), "one punch: want exactly one locked notification");
+			ok = false;
+		}
+		/*
+		 * One punch is one notification: one remote TLB flush if it
+		 * zapped anything in any memslot, however many it hit; none
+		 * outside them.
+		 */
+		if (flushes && !counter_get(v, "mn_tlb_flushes", &fl1) && ok &&
+		    fl1 - fl0 != (c->overlap ? 1 : 0)) {
+			snprintf(note, sizeof(note), "want %d remote TLB flush%s, got %llu",
+				 c->overlap ? 1 : 0, c->overlap ? "" : "es",
+				 (unsigned long long)(fl1 - fl0));
 			ok = false;
 		}
 	}
@@ -480,6 +497,8 @@ out:
 	if (v->cdir >= 0)
 		printf(" invalidate seen=%llu locked=%llu elided=%llu", (unsigned long long)d.seen,
 		       (unsigned long long)d.locked, (unsigned long long)d.elided);
+	if (flushes)
+		printf(" flushes=%llu", (unsigned long long)(fl1 - fl0));
 	else
 		printf(" counters n/a");
 	printf("%s%s%s%s\n", note[0] ? "; " : "", note, err[0] ? "; " : "",

@@ -66,6 +66,9 @@ if [ "$mode" = patched ]; then
 	[ -f "$KP_DIR/series" ] || die "no series file at $KP_DIR/series"
 	wanted=$(grep -v '^[[:space:]]*\(#\|$\)' "$KP_DIR/series" || true)
 	[ -n "$wanted" ] || log "the series lists no patches: building the base"
+	# The counters the test reads come from the instrumentation, which is
+	# not part of the series (see instrument/).
+	wanted="$wanted instrument/0001-instrument-common.patch instrument/0002-instrument-patched-hooks.patch"
 fi
 keep=0
 n=0
@@ -164,17 +167,9 @@ test_bin="$A/arm64-kvm-test"
 bbroot="$A/busybox"
 if [ ! -x "$bbroot/bin/busybox" ]; then
 	apt="$A/apt"
-	mkdir -p "$apt/sources" "$apt/lists/partial" "$apt/cache/archives/partial" "$A/debs"
-	cat > "$apt/sources/bookworm.sources" << SOURCES
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Architectures: arm64
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SOURCES
-	o="-o Dir::Etc::sourcelist=/dev/null -o Dir::Etc::sourceparts=$apt/sources -o Dir::State::Lists=$apt/lists"
-	o="$o -o Dir::Cache=$apt/cache -o APT::Sandbox::User=root -o APT::Architecture=arm64 -o APT::Architectures=arm64"
+	mkdir -p "$A/debs"
+	private_apt "$apt" bookworm arm64
+	o=$apt_opts
 	log "downloading busybox-static:arm64 from bookworm"
 	# shellcheck disable=SC2086 # $o is a list of options
 	apt-get $o -q update > "$A/apt-update.log" 2>&1 ||

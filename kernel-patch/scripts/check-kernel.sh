@@ -94,6 +94,12 @@ report kvmstall-events__events.json '.kvm_stats.vm.mn_invalidate_elided > 0 and 
 # Migration needs two NUMA nodes, which the rig has and most hosts lack.
 report kvmstall-migrate__migrate.json '.host.numa_nodes == [0, 1] and ([.events.streams[] | .events > 0 and .verify.failed == 0 and .verify.verified == .events] | all)' \
 	"migrate events that all moved pages between the two nodes"
+# The kernel's own antagonists on VMM memory: the NUMA balancer scanned
+# (it needs CONFIG_NUMA_BALANCING and the two nodes), ksmd scanned, reclaim
+# swapped VMM pages out to zram (cgroup v2, memory.high), and their
+# notifications, none of them for the HugeTLB guest memory, were elided.
+report kvmstall-antagonists__antagonists.json '([.antagonists[] | .skipped | not] | all) and (.antagonists | length) == 4 and (.antagonists[0].counters.numa_pte_updates | .end > .start) and (.antagonists[1].counters.full_scans | .end > .start) and (.antagonists[3].counters | (.pgsteal.end > .pgsteal.start) and (.pswpout.end > .pswpout.start)) and .kvm_stats.vm.mn_invalidate_elided > 0 and .result.status == "ok"' \
+	"NUMA balancing, KSM, khugepaged and reclaim ran on VMM memory and their invalidations were elided"
 [ "$rig_ok" -eq 0 ] || fail=$((fail + 1))
 echo "check-kernel ($config): build $((t_built - t_start)) s, boot and jobs $((t_end - t_boot)) s, total $((t_end - t_start)) s"
 echo "$pass passed, $fail failed, $skip skipped, $xfail expected failures"

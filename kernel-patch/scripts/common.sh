@@ -7,3 +7,22 @@ SRC="$CACHE/src/$BASE_TREE-$BASE_DEB_VERSION"
 
 log() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
 die() { log "$*"; exit 1; }
+
+# private_apt DIR SUITE ARCH: an apt setup of its own in DIR for SUITE of
+# Debian's archive and architecture ARCH; the system's apt configuration
+# and dpkg's architectures stay as they are.  Sets apt_opts, the options
+# that make apt-get use it (the .debs go to DIR/cache/archives).
+private_apt() {
+	mkdir -p "$1/sources" "$1/lists/partial" "$1/cache/archives/partial"
+	cat > "$1/sources/$2.sources" <<SOURCES
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: $2
+Components: main
+Architectures: $3
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+	apt_opts="-o Dir::Etc::sourcelist=/dev/null -o Dir::Etc::sourceparts=$1/sources"
+	apt_opts="$apt_opts -o Dir::State::Lists=$1/lists -o Dir::Cache=$1/cache"
+	apt_opts="$apt_opts -o APT::Sandbox::User=root -o APT::Architecture=$3 -o APT::Architectures=$3"
+}

@@ -11,15 +11,9 @@ if [ -f "$SRC/.kvmstall-unpacked" ]; then
 	exit 0
 fi
 apt="$CACHE/apt"
-mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$CACHE/src"
-cat > "$apt/bullseye.sources" <<SOURCES
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: bullseye
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SOURCES
-o="-o Dir::Etc::sourcelist=/dev/null -o Dir::Etc::sourceparts=$apt -o Dir::State::Lists=$apt/lists -o Dir::Cache=$apt/cache -o APT::Sandbox::User=root"
+mkdir -p "$CACHE/src"
+private_apt "$apt" bullseye amd64
+o=$apt_opts
 deb="$CACHE/${BASE_PACKAGE}_${BASE_DEB_VERSION}_all.deb"
 if [ ! -f "$deb" ] || ! echo "$BASE_DEB_SHA256  $deb" | sha256sum -c --status; then
 	log "downloading $BASE_PACKAGE=$BASE_DEB_VERSION"

@@ -19,17 +19,30 @@ mkdir -p "$res"
 console="$res/console.log"
 : > "$console"
 
+# KVMSTALL_RIG_TCG=multi: the parallel rig, one host thread per guest CPU
+# (multi-threaded TCG), with trixie's QEMU 10 (fetch-qemu.sh): bookworm's
+# QEMU hangs there on the guest kernel's static-key patching (DESIGN.md).
+qemu=qemu-system-x86_64
+tcg=${KVMSTALL_RIG_TCG:-single}
+case $tcg in
+single | multi) ;;
+*) die "KVMSTALL_RIG_TCG must be single or multi (got '$tcg')" ;;
+esac
 if [ -r /dev/kvm ] && grep -qwE 'svm|vmx' /proc/cpuinfo; then
 	accel="-enable-kvm -cpu host"
+elif [ "$tcg" = multi ]; then
+	qemu=$("$(dirname "$0")/fetch-qemu.sh") || die "no QEMU for the parallel rig"
+	accel="-accel tcg,thread=multi -cpu EPYC,+svm,+npt"
 else
 	accel="-accel tcg,thread=single -cpu EPYC,+svm,+npt"
 fi
+echo "$qemu $accel" > "$res/accel.txt"
 mem=${KVMSTALL_RIG_MEM_MB:-3072}
 half=$((mem / 2))
 # shellcheck disable=SC2086 # $accel is several options
 # One socket per CPU: two CPUs sharing a last-level cache on different
 # NUMA nodes make 5.10 WARN in topology_sane().
-qemu-system-x86_64 $accel -smp 2,sockets=2,cores=1,threads=1 -m "${mem}M" \
+"$qemu" $accel -smp 2,sockets=2,cores=1,threads=1 -m "${mem}M" \
 	-object "memory-backend-ram,id=m0,size=${half}M" -numa node,nodeid=0,cpus=0,memdev=m0 \
 	-object "memory-backend-ram,id=m1,size=$((mem - half))M" -numa node,nodeid=1,cpus=1,memdev=m1 \
 	-kernel "$kernel" -initrd "$initrd" -nographic -no-reboot \
@@ -98,7 +111,7 @@ fi
 # door.  Kernel warnings print "WARNING: CPU: N PID: ..." (other lines that
 # say WARNING, such as mitigation notes, are not reports).  A report listed
 # in known-splats.txt is excused inside its job only.
-splat='cut here \]|WARNING: CPU: |BUG: |Oops: |general protection fault|Call Trace:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|soft lockup|blocked for more than|KASAN'
+splat='cut here ]|WARNING: CPU: |BUG: |Oops: |general protection fault|Call Trace:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|soft lockup|blocked for more than|KASAN'
 awk -v known="$KP_DIR/known-splats.txt" -v pat="$splat" '
 	BEGIN {
 		while ((getline line < known) > 0) {

@@ -33,7 +33,8 @@ else
 	sed 's/^/#   /' "$tmp/broken.out" | tail -n 5
 	fails=$((fails + 1))
 fi
-[ ! -f "$CACHE/tree/.kvmstall-applied" ] || { echo "not ok - the working tree was left patched"; fails=$((fails + 1)); }
+! grep -q 0099-broken-on-purpose "$CACHE/tree/.kvmstall-applied" 2> /dev/null ||
+	{ echo "not ok - the working tree was left carrying the broken patch"; fails=$((fails + 1)); }
 
 # 2. A WARN in the guest kernel fails the runner.
 mkdir -p "$tmp/mod"
