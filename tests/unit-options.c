@@ -209,5 +209,6 @@ int main(void)
 			    bad[i].must_name))
 			tap_diag("stderr: %s", err);
 	}
+	options__free(&cfg);
 	return tap_done();
 }
