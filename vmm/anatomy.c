@@ -949,6 +949,14 @@ static void find_tracefs(struct ks_anatomy *an)
 		note_missing(an, "no KVM tracepoints: tracefs has no events/kvm");
 		return;
 	}
+	/*
+	 * EBUSY: another process (a second kvmstall, say) mounted tracefs there
+	 * between the stat and the mount.  It is there now: use it.
+	 */
+	if (errno == EBUSY && !stat("/sys/kernel/tracing/events/kvm", &st)) {
+		an->events_dir = events_dirs[0];
+		return;
+	}
 	note_missing(an,
 		     "no KVM tracepoints: tracefs is not mounted and could not be (%s); as root: "
 		     "mount -t tracefs nodev /sys/kernel/tracing",
