@@ -10,7 +10,10 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/kvmstall-test.XXXXXX") || exit 99
 HP_RESTORE=""
 
 T_MOUNTS=""
+T_INSTANCE=""
 cleanup() {
+	# An ftrace instance a test made (vm-anatomy.sh).
+	[ -z "$T_INSTANCE" ] || rmdir "$T_INSTANCE" 2>/dev/null
 	for m in $T_MOUNTS; do
 		umount "$m" 2>/dev/null
 	done

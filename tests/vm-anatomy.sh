@@ -30,40 +30,109 @@ check "CSV: cumulative cause columns, preempted the largest at the end" sh -c "
 "$KVMSTALL" -c 2 -m 64M -w spin -d 200ms > "$TMP/table.out" 2> /dev/null
 check "the table has the split" grep -q "where the stall time went" "$TMP/table.out"
 
-# One vCPU writing pages the host has just dropped: the stall time that is
-# not preemption is mostly in KVM, fixing page faults.  Each preemption
-# adds on-CPU time outside KVM at its edges (the interrupt, the switch), and
-# so does CPU time the machine's own hypervisor steals: on a loaded machine
-# (make check-load) the run gets a higher priority, so that preemptions stay
-# few, and the share is a measurement, so a run that misses it is tried
-# again, up to three times.  Code that splits wrongly misses it every time.
-nice -n -15 true 2> /dev/null && nice=-15 || nice=0
-share='.total.stall_causes | .in_kvm_ns > 0.5 * (.stall_ns - .preempted_ns - .blocked_ns)'
-try=1
-while :; do
-	timeout -k 10 300 nice -n $nice "$KVMSTALL" -q -c 1 -m 64M -b anon -w fault -d 3 \
-		--json "$TMP/fault.json" 2> "$TMP/fault.err"
-	rc=$?
-	[ $rc -eq 0 ] && jq_true "$TMP/fault.json" '.anatomy.in_kvm_from != null' || break
-	jq_true "$TMP/fault.json" "$share" && break
-	echo "# try $try: in KVM for less than half the on-CPU stall time:" \
-		"$("$JQ" -c '.total.stall_causes | del(.exit_reasons)' "$TMP/fault.json")"
-	[ $try -lt 3 ] || break
-	try=$((try + 1))
-done
-ok $rc "a fault run" || sed 's/^/# /' "$TMP/fault.err"
+# One vCPU writing pages the host has just dropped: its stalls are page
+# faults, and the time KVM spends on them is checked against a second,
+# independent record of the same run: an ftrace instance of our own with
+# the same tracepoints and the scheduler's switches, summed here per fault
+# over the time the vCPU thread was on its CPU.  How large a share of a
+# stall KVM's visible part is depends on the host (about 75 % on one
+# software KVM here, under 20 % on another), so that share is not what is
+# tested: kvmstall must count what the trace shows, within the stalls.
+# Code that splits wrongly (a third of each piece, say) fails.
+tr=/sys/kernel/tracing
+inst=$tr/instances/kvmstall-test-$$
+trace_on() { # trace_on: the instance, with the pairs both kinds of KVM fire
+	[ -d "$tr/instances" ] && mkdir "$inst" 2> /dev/null || return 1
+	T_INSTANCE=$inst
+	echo mono > "$inst/trace_clock" && echo 16384 > "$inst/buffer_size_kb" || return 1
+	for e in kvm/kvm_exit kvm/kvm_entry kvmmmu/kvm_mmu_pagetable_walk kvmmmu/kvm_mmu_set_spte \
+		sched/sched_switch; do
+		[ ! -e "$inst/events/$e/enable" ] || echo 1 > "$inst/events/$e/enable" || return 1
+	done
+}
+# traced_kvm_ns TID exit|walk: nanoseconds thread TID spent on its CPU
+# between each kvm_exit and the next kvm_entry (exit), or between each
+# pagetable walk and the spte it set (walk); -1 when the trace overflowed.
+traced_kvm_ns() {
+	if grep -q '^overrun: [1-9]' "$inst"/per_cpu/cpu*/stats; then
+		echo -1
+		return
+	fi
+	case $2 in
+	exit) open=kvm_exit: close=kvm_entry: ;;
+	*) open=kvm_mmu_pagetable_walk: close=kvm_mmu_set_spte: ;;
+	esac
+	awk -v tid="$1" -v open="$open" -v shut="$close" '
+	function t_of(i) { sub(/:$/, "", $(i - 1)); return $(i - 1) * 1e9 }
+	{
+		for (i = 2; i <= NF && $i !~ /^[a-z_]+:$/; i++)
+			;
+		if (i > NF)
+			next
+		if ($i == "sched_switch:") {
+			t = t_of(i)
+			if (index($0, " prev_pid=" tid " ")) {
+				if (inside && on) sum += t - start
+				on = 0
+			}
+			if ($0 ~ ("next_pid=" tid "( |$)")) {
+				on = 1
+				start = t
+			}
+			next
+		}
+		if ($0 !~ ("-" tid " +\\[")) next
+		on = 1
+		if ($i == open) { inside = 1; start = t_of(i) }
+		else if ($i == shut && inside) { sum += t_of(i) - start; inside = 0 }
+	}
+	END { printf "%.0f\n", sum }' "$inst/trace"
+}
+# On a loaded machine (make check-load) the run gets a higher priority, so
+# that preemptions stay few; they are handled either way.
+renice -n -15 -p $$ > /dev/null 2>&1 || true
+if trace_on; then
+	traced=1
+else
+	traced=0
+	echo "# no ftrace instance here ($inst): the in-KVM time is not cross-checked"
+fi
+start_vm fault -c 1 -m 64M -b anon -w fault -d 1 -t 2us
+await_ready fault
+tid=$(grep -lx 'ks-vcpu-0' /proc/"$VM_PID"/task/*/comm 2> /dev/null | head -n 1 | cut -d/ -f5)
+wait "$VM_PID"
+ok $? "a fault run" || sed 's/^/# /' "$TMP/fault.err"
+renice -n 0 -p $$ > /dev/null 2>&1 || true
+[ $traced = 0 ] || echo 0 > "$inst/tracing_on"
 if jq_true "$TMP/fault.json" '.anatomy.in_kvm_from != null'; then
 	check "exit reasons are named" jq_true "$TMP/fault.json" \
 		'.total.stall_causes.exit_reasons | length > 0'
 	check "the reason with the most time is a page fault" jq_true "$TMP/fault.json" \
 		'.total.stall_causes.exit_reasons | to_entries | max_by(.value).key |
 		 test("page_fault|EPT_VIOLATION|npf|PF excp")'
-	check "on the CPU, the stall time is mostly in KVM (try $try of 3)" jq_true "$TMP/fault.json" "$share"
 	check "page faults are counted in the stalls" jq_true "$TMP/fault.json" \
 		'.total.stall_causes.page_faults > 0 and .total.stall_causes.repeated_faults >= 0'
+	if [ $traced = 1 ] && [ -n "$tid" ]; then
+		jq_true "$TMP/fault.json" '.anatomy.in_kvm_from | test("^kvm_exit")' && how=exit || how=walk
+		want=$(traced_kvm_ns "$tid" $how)
+		got=$("$JQ" '.total.stall_causes.in_kvm_ns | floor' "$TMP/fault.json")
+		echo "# in KVM ($how pairs): kvmstall counted $got ns in stalls, the trace shows $want ns on the CPU"
+		if [ -z "$want" ]; then
+			ok 1 "the trace could be read"
+		elif [ "$want" -gt 0 ]; then
+			check "in KVM: at least half of what the trace shows, and no more than it" \
+				test $((got * 2)) -ge "$want" -a "$got" -le $((want + want / 20 + 1000000))
+		else
+			skip "the trace overflowed or saw no fault of thread $tid"
+		fi
+	else
+		skip "no ftrace instance to cross-check the in-KVM time against"
+	fi
 else
 	skip "fault: this KVM shows neither kvm_exit nor the kvmmmu tracepoints ($(jq -r .anatomy.missing "$TMP/fault.json"))"
 fi
+[ -z "$T_INSTANCE" ] || rmdir "$T_INSTANCE"
+T_INSTANCE=""
 
 # A vCPU thread stopped (SIGSTOP) while its guest runs is switched out
 # asleep: its stall is blocked time.
