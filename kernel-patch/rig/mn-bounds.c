@@ -174,8 +174,6 @@ static void inval_stable(const struct vm *v, const char *kind, struct inval *c)
 
 static void vm_open(struct vm *v)
 {
-	struct kvm_userspace_memory_region code_slot;
-
 	memset(v, 0, sizeof(*v));
 	v->vm = mn_create_vm(&v->kvm, v->cpath, sizeof(v->cpath), &v->cdir);
 
@@ -191,11 +189,7 @@ static void vm_open(struct vm *v)
 	if (v->code == MAP_FAILED)
 		die("mmap guest code: %s", strerror(errno));
 	memcpy(v->code, guest_code, sizeof(guest_code));
-	code_slot = (struct kvm_userspace_memory_region){
-		.slot = 0, .guest_phys_addr = CODE_GPA, .memory_size = 4096,
-		.userspace_addr = (uintptr_t)v->code,
-	};
-	if (ioctl(v->vm, KVM_SET_USER_MEMORY_REGION, &code_slot))
+	if (mn_set_slot(v->vm, 0, CODE_GPA, 4096, v->code))
 		die("KVM_SET_USER_MEMORY_REGION (code): %s", strerror(errno));
 
 	v->vcpu = mn_create_vcpu32(v->kvm, v->vm, &v->run, &v->run_size);

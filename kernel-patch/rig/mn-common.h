@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What mn-bounds and mn-race share: errors, the patched kernel's debugfs
+ * What mn-bounds, mn-race and mn-cpte-invalid share: errors, the patched kernel's debugfs
  * counters, and a VM whose vCPU runs 32-bit flat code.  Each program
  * defines PROG before including this and is built as a single file.
  */
@@ -122,6 +122,17 @@ static int mn_create_vcpu32(int kvm, int vm, struct kvm_run **run, size_t *run_s
 	if (ioctl(vcpu, KVM_SET_SREGS, &sregs))
 		die("KVM_SET_SREGS: %s", strerror(errno));
 	return vcpu;
+}
+
+/* Create, move or (size 0) delete a memslot of address space 0. */
+static int mn_set_slot(int vm, uint32_t slot, uint64_t gpa, uint64_t size, const void *hva)
+{
+	struct kvm_userspace_memory_region m = {
+		.slot = slot, .guest_phys_addr = gpa, .memory_size = size,
+		.userspace_addr = (uintptr_t)hva,
+	};
+
+	return ioctl(vm, KVM_SET_USER_MEMORY_REGION, &m);
 }
 
 #endif

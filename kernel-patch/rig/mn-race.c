@@ -188,16 +188,6 @@ static void *vcpu_main(void *arg)
 
 /* ---- the slot thread ---- */
 
-static int set_slot(uint32_t slot, uint32_t gpa, uint64_t size, const uint8_t *hva)
-{
-	struct kvm_userspace_memory_region m = {
-		.slot = slot, .guest_phys_addr = gpa, .memory_size = size,
-		.userspace_addr = (uintptr_t)hva,
-	};
-
-	return ioctl(R.vm, KVM_SET_USER_MEMORY_REGION, &m);
-}
-
 /*
  * Per moving slot: create at home at the next hva, move away, move home,
  * delete; the hva slides by a different odd number of pages per slot so
@@ -224,7 +214,7 @@ static void *slot_main(void *arg)
 		case 0:
 			off[s] = (off[s] + stride[s]) % span;
 			what = "create";
-			r = set_slot(1 + s, home, SLOT_SIZE, R.region + off[s]);
+			r = mn_set_slot(R.vm, 1 + s, home, SLOT_SIZE, R.region + off[s]);
 			if (!r) {
 				atomic_store(&R.slot_off[s], off[s] + 1);
 				atomic_fetch_add(&R.creates, 1);
@@ -233,14 +223,14 @@ static void *slot_main(void *arg)
 		case 1:
 		case 2:
 			what = "move";
-			r = set_slot(1 + s, state[s] == 1 ? away : home, SLOT_SIZE, R.region + off[s]);
+			r = mn_set_slot(R.vm, 1 + s, state[s] == 1 ? away : home, SLOT_SIZE, R.region + off[s]);
 			if (!r)
 				atomic_fetch_add(&R.moves, 1);
 			break;
 		default:
 			what = "delete";
 			atomic_store(&R.slot_off[s], 0);
-			r = set_slot(1 + s, home, 0, R.region + off[s]);
+			r = mn_set_slot(R.vm, 1 + s, home, 0, R.region + off[s]);
 			if (!r)
 				atomic_fetch_add(&R.deletes, 1);
 			break;
@@ -367,7 +357,7 @@ static void vm_setup(void)
 	if (R.stable == MAP_FAILED || R.region == MAP_FAILED)
 		die("mmap guest memory: %s", strerror(errno));
 	memcpy(R.stable, guest_code, sizeof(guest_code));
-	if (set_slot(STABLE_SLOT, STABLE_GPA, STABLE_SIZE, R.stable))
+	if (mn_set_slot(R.vm, STABLE_SLOT, STABLE_GPA, STABLE_SIZE, R.stable))
 		die("KVM_SET_USER_MEMORY_REGION (stable slot): %s", strerror(errno));
 
 	R.vcpu = mn_create_vcpu32(R.kvm, R.vm, &R.run, &R.run_size);

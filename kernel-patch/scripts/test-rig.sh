@@ -54,5 +54,31 @@ else
 	sed 's/^/#   /' "$tmp/run.out" | tail -n 10
 	fails=$((fails + 1))
 fi
-echo "$((2 - fails)) passed, $fails failed"
+# 3. Negative control of mn-cpte-invalid: the series with patch 13's check
+# taken out again (negative/mn-cpte-invalid.patch).  The test must see
+# change_pte reach the set_spte handler for a memslot being deleted.  The
+# variant is cached under its own series hash, next to the real one.
+cp -a "$KP_DIR" "$tmp/kp3"
+cp "$KP_DIR/negative/mn-cpte-invalid.patch" "$tmp/kp3/0099-negative-mn-cpte-invalid.patch"
+echo 0099-negative-mn-cpte-invalid.patch >> "$tmp/kp3/series"
+if kdir3=$("$tmp/kp3/scripts/build-kernel.sh" debug 2> "$tmp/build3.err"); then
+	printf 'mn-cpte-invalid 300 mn-cpte-invalid --require-counters 120\n' > "$tmp/jobs3"
+	"$KP_DIR/scripts/make-initramfs.sh" "$kdir3" "$vmm" /nonexistent "$tmp/jobs3" "$tmp/initrd3.gz"
+	"$KP_DIR/scripts/run-rig.sh" "$kdir3/bzImage" "$tmp/initrd3.gz" "$tmp/res3" > "$tmp/run3.out" 2>&1
+	if grep -q '^@@kvmstall END mn-cpte-invalid rc=1 ' "$tmp/res3/results.txt" 2> /dev/null &&
+		grep -q 'FAIL change_pte reached the set_spte handler' "$tmp/res3/console.txt"; then
+		echo "ok 3 - mn-cpte-invalid fails without patch 13's check: $(grep -o 'mn_change_pte_invalid_seen=[0-9]* mn_change_pte_invalid_reached=[0-9]*' "$tmp/res3/console.txt" | head -n 1)"
+	else
+		echo "not ok 3 - mn-cpte-invalid fails without patch 13's check:"
+		grep 'mn-cpte-invalid' "$tmp/res3/console.txt" 2> /dev/null | sed 's/^/#   /' | tail -n 10
+		tail -n 5 "$tmp/run3.out" | sed 's/^/#   /'
+		fails=$((fails + 1))
+	fi
+else
+	echo "not ok 3 - the negative control of mn-cpte-invalid does not build:"
+	tail -n 5 "$tmp/build3.err" | sed 's/^/#   /'
+	fails=$((fails + 1))
+fi
+
+echo "$((3 - fails)) passed, $fails failed"
 [ $fails -eq 0 ]
