@@ -98,7 +98,10 @@ report kvmstall-migrate__migrate.json '.host.numa_nodes == [0, 1] and ([.events.
 # (it needs CONFIG_NUMA_BALANCING and the two nodes), ksmd scanned, reclaim
 # swapped VMM pages out to zram (cgroup v2, memory.high), and their
 # notifications, none of them for the HugeTLB guest memory, were elided.
-report kvmstall-antagonists__antagonists.json '([.antagonists[] | .skipped | not] | all) and (.antagonists | length) == 4 and (.antagonists[0].counters.numa_pte_updates | .end > .start) and (.antagonists[1].counters.full_scans | .end > .start) and (.antagonists[3].counters | (.pgsteal.end > .pgsteal.start) and (.pswpout.end > .pswpout.start)) and .kvm_stats.vm.mn_invalidate_elided > 0 and .result.status == "ok"' \
+# The job runs until ksmd, the balancer and reclaim have each shown work
+# (rig/until-rises), then stops kvmstall with SIGTERM: on the debug kernel a
+# fixed 5 s was sometimes not enough for one full KSM scan.
+report kvmstall-antagonists__antagonists.json '([.antagonists[] | .skipped | not] | all) and (.antagonists | length) == 4 and (.antagonists[0].counters.numa_pte_updates | .end > .start) and (.antagonists[1].counters.full_scans | .end > .start) and (.antagonists[3].counters | (.pgsteal.end > .pgsteal.start) and (.pswpout.end > .pswpout.start)) and .kvm_stats.vm.mn_invalidate_elided > 0 and (.result.status == "ok" or .result.signal == "SIGTERM")' \
 	"NUMA balancing, KSM, khugepaged and reclaim ran on VMM memory and their invalidations were elided"
 [ "$rig_ok" -eq 0 ] || fail=$((fail + 1))
 echo "check-kernel ($config): build $((t_built - t_start)) s, boot and jobs $((t_end - t_boot)) s, total $((t_end - t_start)) s"

@@ -26,6 +26,7 @@ done
 cp -a "$kdir/lib/modules" "$root/lib/"
 cp "$vmm" "$root/bin/kvmstall"
 gcc -O2 -static -o "$root/bin/kvm-holder" "$KP_DIR/rig/kvm-holder.c"
+cp "$KP_DIR/rig/until-rises" "$root/bin/until-rises"
 # The MMU-notifier tests of the patch (jobs-check.txt runs them).
 gcc -O2 -Wall -static -o "$root/bin/mn-bounds" "$KP_DIR/rig/mn-bounds.c"
 gcc -O2 -Wall -static -pthread -o "$root/bin/mn-race" "$KP_DIR/rig/mn-race.c"
