@@ -119,11 +119,13 @@ if jq_true "$TMP/fault.json" '.anatomy.in_kvm_from != null'; then
 		echo "# in KVM ($how pairs): kvmstall counted $got ns in stalls, the trace shows $want ns on the CPU"
 		if [ -z "$want" ]; then
 			ok 1 "the trace could be read"
-		elif [ "$want" -gt 0 ]; then
-			check "in KVM: at least half of what the trace shows, and no more than it" \
-				test $((got * 2)) -ge "$want" -a "$got" -le $((want + want / 20 + 1000000))
+		elif [ "$want" -lt 0 ]; then
+			skip "the ftrace instance's buffer overflowed: the trace is incomplete"
 		else
-			skip "the trace overflowed or saw no fault of thread $tid"
+			# A trace with no fault of the thread while kvmstall counted
+			# some fails here too: the two disagree.
+			check "in KVM: at least half of what the trace shows, and no more than it" \
+				test "$want" -gt 0 -a $((got * 2)) -ge "$want" -a "$got" -le $((want + want / 20 + 1000000))
 		fi
 	else
 		skip "no ftrace instance to cross-check the in-KVM time against"

@@ -124,8 +124,21 @@ static int mn_create_vcpu32(int kvm, int vm, struct kvm_run **run, size_t *run_s
 	return vcpu;
 }
 
+/* Start vCPU @vcpu at @rip with @rsi set (the guests' data pointer). */
+static inline void mn_set_regs32(int vcpu, uint64_t rip, uint64_t rsi)
+{
+	struct kvm_regs regs;
+
+	memset(&regs, 0, sizeof(regs));
+	regs.rip = rip;
+	regs.rsi = rsi;
+	regs.rflags = 0x2;
+	if (ioctl(vcpu, KVM_SET_REGS, &regs))
+		die("KVM_SET_REGS: %s", strerror(errno));
+}
+
 /* Create, move or (size 0) delete a memslot of address space 0. */
-static int mn_set_slot(int vm, uint32_t slot, uint64_t gpa, uint64_t size, const void *hva)
+static inline int mn_set_slot(int vm, uint32_t slot, uint64_t gpa, uint64_t size, const void *hva)
 {
 	struct kvm_userspace_memory_region m = {
 		.slot = slot, .guest_phys_addr = gpa, .memory_size = size,

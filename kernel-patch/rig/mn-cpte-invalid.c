@@ -177,8 +177,6 @@ static void *cow_main(void *arg)
 
 static void vm_setup(void)
 {
-	struct kvm_regs regs;
-
 	R.vm = mn_create_vm(&R.kvm, R.cpath, sizeof(R.cpath), &R.cdir);
 	R.code = mmap(NULL, CODE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	R.s = mmap(NULL, S_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -197,12 +195,7 @@ static void vm_setup(void)
 	 * need none of it either.
 	 */
 	madvise(R.run, R.run_size, MADV_DONTFORK);
-	memset(&regs, 0, sizeof(regs));
-	regs.rip = CODE_GPA;
-	regs.rsi = S_GPA;
-	regs.rflags = 0x2;
-	if (ioctl(R.vcpu, KVM_SET_REGS, &regs))
-		die("KVM_SET_REGS: %s", strerror(errno));
+	mn_set_regs32(R.vcpu, CODE_GPA, S_GPA);
 }
 
 static unsigned long parse_num(const char *what, const char *s, unsigned long max)

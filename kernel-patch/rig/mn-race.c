@@ -346,8 +346,6 @@ static void *mprotect_main(void *arg)
 
 static void vm_setup(void)
 {
-	struct kvm_regs regs;
-
 	R.vm = mn_create_vm(&R.kvm, R.cpath, sizeof(R.cpath), &R.cdir);
 
 	R.stable = mmap(NULL, STABLE_SIZE, PROT_READ | PROT_WRITE,
@@ -361,12 +359,7 @@ static void vm_setup(void)
 		die("KVM_SET_USER_MEMORY_REGION (stable slot): %s", strerror(errno));
 
 	R.vcpu = mn_create_vcpu32(R.kvm, R.vm, &R.run, &R.run_size);
-	memset(&regs, 0, sizeof(regs));
-	regs.rip = STABLE_GPA;
-	regs.rsi = HOME_GPA;
-	regs.rflags = 0x2;
-	if (ioctl(R.vcpu, KVM_SET_REGS, &regs))
-		die("KVM_SET_REGS: %s", strerror(errno));
+	mn_set_regs32(R.vcpu, STABLE_GPA, HOME_GPA);
 }
 
 static uint32_t guest_count(void)
