@@ -113,9 +113,10 @@ static bool read_all_fds(struct ks_vm *vm, struct ks_kvmstats *st, bool end)
 /* Gauges among the 5.10 debugfs files; everything else there counts events. */
 static bool debugfs_gauge(const char *name)
 {
-	static const char *const gauges[] = { "max_mmu_rmap_size",    "mmu_unsync",
-					      "largepages",	      "lpages",
-					      "mn_invalidate_active", "mmu_notifier_count" };
+	static const char *const gauges[] = {
+		"max_mmu_rmap_size",	"mmu_unsync",	      "largepages", "lpages",
+		"mn_invalidate_active", "mmu_notifier_count", "tlbs_dirty"
+	};
 	size_t i;
 
 	for (i = 0; i < ARRAY_SIZE(gauges); i++)
