@@ -89,7 +89,7 @@ static int mn_create_vm(int *kvm, char *cpath, size_t cpath_len, int *cdir)
  * Create vCPU 0 in 32-bit protected mode with flat 4 GiB segments and no
  * paging (gva == gpa), and map its kvm_run.  Returns the vCPU fd.
  */
-static int mn_create_vcpu32(int kvm, int vm, struct kvm_run **run, size_t *run_size)
+static inline int mn_create_vcpu32(int kvm, int vm, struct kvm_run **run, size_t *run_size)
 {
 	struct kvm_sregs sregs;
 	struct kvm_segment seg;

@@ -44,34 +44,50 @@ rig_ok=0
 # the kernel hands VAR=VALUE arguments to init as its environment.
 "$KP_DIR/scripts/run-rig.sh" "$kdir/bzImage" "$res/initrd.cpio.gz" "$res" \
 	${KVMSTALL_RACE_SECONDS:+KVMSTALL_RACE_SECONDS=$KVMSTALL_RACE_SECONDS} || rig_ok=$?
+# A second boot with shadow paging (kvm_amd.npt=0): the legacy MMU's rmap
+# path under guest page tables, and tlbs_dirty, which only it sets.
+shadow="$res/npt0"
+mkdir -p "$shadow"
+grep -v '^[[:space:]]*\(#\|$\)' "$KP_DIR/rig/jobs-npt0.txt" > "$shadow/jobs"
+"$KP_DIR/scripts/make-initramfs.sh" "$kdir" "$vmm" /nonexistent "$shadow/jobs" "$shadow/initrd.cpio.gz"
+log "booting it again with kvm_amd.npt=0; console in $shadow/console.txt"
+shadow_ok=0
+"$KP_DIR/scripts/run-rig.sh" "$kdir/bzImage" "$shadow/initrd.cpio.gz" "$shadow" kvm_amd.npt=0 ||
+	shadow_ok=$?
 t_end=$(date +%s)
 
 pass=0 fail=0 skip=0 xfail=0
 failed=""
-while read -r _ _ name rcs secs; do
-	rc=${rcs#rc=}
-	base=${name#selftest-}
-	if [ "$rc" = 0 ]; then
-		pass=$((pass + 1))
-		echo "PASS: $name (${secs#seconds=} s)"
-	elif [ "$rc" = 4 ] && [ "$base" != "$name" ]; then
-		skip=$((skip + 1))
-		echo "SKIP: $name"
-	elif [ "$base" != "$name" ] && grep -q "^$base[[:space:]]" "$KP_DIR/selftests-expected.txt"; then
-		xfail=$((xfail + 1))
-		echo "XFAIL: $name rc=$rc ($(grep "^$base[[:space:]]" "$KP_DIR/selftests-expected.txt" | sed 's/^[^ ]* *//'))"
-	else
+tally() { # tally RESULTS_DIR JOBS LABEL: one line per job of a boot
+	while read -r _ _ name rcs secs; do
+		rc=${rcs#rc=}
+		base=${name#selftest-}
+		if [ "$rc" = 0 ]; then
+			pass=$((pass + 1))
+			echo "PASS: $3$name (${secs#seconds=} s)"
+		elif [ "$rc" = 4 ] && [ "$base" != "$name" ]; then
+			skip=$((skip + 1))
+			echo "SKIP: $3$name"
+		elif [ "$base" != "$name" ] && grep -q "^$base[[:space:]]" "$KP_DIR/selftests-expected.txt"; then
+			xfail=$((xfail + 1))
+			echo "XFAIL: $3$name rc=$rc ($(grep "^$base[[:space:]]" "$KP_DIR/selftests-expected.txt" | sed 's/^[^ ]* *//'))"
+		else
+			fail=$((fail + 1))
+			failed="$failed $3$name"
+			echo "FAIL: $3$name rc=$rc"
+		fi
+	done < "$1/results.txt"
+	expected=$(wc -l < "$2")
+	got=$(wc -l < "$1/results.txt" 2> /dev/null || echo 0)
+	if [ "$got" -ne "$expected" ]; then
+		echo "FAIL: ${3}only $got of $expected jobs reported"
 		fail=$((fail + 1))
-		failed="$failed $name"
-		echo "FAIL: $name rc=$rc"
 	fi
-done < "$res/results.txt"
-expected=$(wc -l < "$jobs")
-got=$(wc -l < "$res/results.txt")
-if [ "$got" -ne "$expected" ]; then
-	echo "FAIL: only $got of $expected jobs reported"
-	fail=$((fail + 1))
-fi
+}
+[ -f "$res/results.txt" ] || : > "$res/results.txt"
+[ -f "$shadow/results.txt" ] || : > "$shadow/results.txt"
+tally "$res" "$jobs" ""
+tally "$shadow" "$shadow/jobs" "npt=0: "
 # What the reports that came back must say.
 report() { # report FILE JQ-EXPR DESCRIPTION
 	if jq -e "$2" "$res/$1" > /dev/null 2>&1; then
@@ -91,6 +107,8 @@ report kvmstall-hugetlb__hugetlb.json '(.vcpus | length) == 2 and all(.vcpus[]; 
 # invalidation was left in flight.
 report kvmstall-events__events.json '.kvm_stats.vm.mn_invalidate_elided > 0 and .kvm_stats.vm.mn_invalidate_locked > 0 and .kvm_stats.vm.mn_invalidate_active == 0 and .kvm_stats.vm.mmu_notifier_count == 0' \
 	"MMU-notifier counters with elided and locked invalidations, none in flight"
+report npt0/kvmstall-events__events.json '.kvm_stats.vm.mn_invalidate_elided > 0 and .kvm_stats.vm.mn_invalidate_locked > 0 and .kvm_stats.vm.mn_invalidate_active == 0 and .kvm_stats.vm.mmu_notifier_count == 0 and .kvm_stats.vm.tlbs_dirty != null' \
+	"with shadow paging too"
 # Migration needs two NUMA nodes, which the rig has and most hosts lack.
 report kvmstall-migrate__migrate.json '.host.numa_nodes == [0, 1] and ([.events.streams[] | .events > 0 and .verify.failed == 0 and .verify.verified == .events] | all)' \
 	"migrate events that all moved pages between the two nodes"
@@ -104,6 +122,7 @@ report kvmstall-migrate__migrate.json '.host.numa_nodes == [0, 1] and ([.events.
 report kvmstall-antagonists__antagonists.json '([.antagonists[] | .skipped | not] | all) and (.antagonists | length) == 4 and (.antagonists[0].counters.numa_pte_updates | .end > .start) and (.antagonists[1].counters.full_scans | .end > .start) and (.antagonists[3].counters | (.pgsteal.end > .pgsteal.start) and (.pswpout.end > .pswpout.start)) and .kvm_stats.vm.mn_invalidate_elided > 0 and (.result.status == "ok" or .result.signal == "SIGTERM")' \
 	"NUMA balancing, KSM, khugepaged and reclaim ran on VMM memory and their invalidations were elided"
 [ "$rig_ok" -eq 0 ] || fail=$((fail + 1))
+[ "$shadow_ok" -eq 0 ] || fail=$((fail + 1))
 echo "check-kernel ($config): build $((t_built - t_start)) s, boot and jobs $((t_end - t_boot)) s, total $((t_end - t_start)) s"
 echo "$pass passed, $fail failed, $skip skipped, $xfail expected failures"
 echo "results: $res"

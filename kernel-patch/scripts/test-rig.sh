@@ -54,31 +54,58 @@ else
 	sed 's/^/#   /' "$tmp/run.out" | tail -n 10
 	fails=$((fails + 1))
 fi
-# 3. Negative control of mn-cpte-invalid: the series with patch 13's check
-# taken out again (negative/mn-cpte-invalid.patch).  The test must see
-# change_pte reach the set_spte handler for a memslot being deleted.  The
-# variant is cached under its own series hash, next to the real one.
+# 3 to 5. Negative controls, in one variant of the series: each patch in
+# negative/ breaks exactly what one rig test guards, and that test must then
+# fail, saying why.  mn-cpte-invalid.patch takes patch 20's check out again
+# (change_pte must then reach the set_spte handler for a memslot being
+# deleted); trace-formats.patch gives kvm_unmap_hva_range the print format
+# of v1.3 of the series; mn-tlbs-dirty.patch takes patch 4's flush for
+# tlbs_dirty out (run in a second boot, with shadow paging).  The variant is
+# cached under its own series hash, next to the real one.
 cp -a "$KP_DIR" "$tmp/kp3"
-cp "$KP_DIR/negative/mn-cpte-invalid.patch" "$tmp/kp3/0099-negative-mn-cpte-invalid.patch"
-echo 0099-negative-mn-cpte-invalid.patch >> "$tmp/kp3/series"
+for n in mn-cpte-invalid trace-formats mn-tlbs-dirty; do
+	cp "$KP_DIR/negative/$n.patch" "$tmp/kp3/0099-negative-$n.patch"
+	echo "0099-negative-$n.patch" >> "$tmp/kp3/series"
+done
 if kdir3=$("$tmp/kp3/scripts/build-kernel.sh" debug 2> "$tmp/build3.err"); then
-	printf 'mn-cpte-invalid 300 mn-cpte-invalid --require-counters 120\n' > "$tmp/jobs3"
+	printf '%s\n' 'mn-cpte-invalid 300 mn-cpte-invalid --require-counters 120' \
+		'trace-formats 60 trace-formats' > "$tmp/jobs3"
 	"$KP_DIR/scripts/make-initramfs.sh" "$kdir3" "$vmm" /nonexistent "$tmp/jobs3" "$tmp/initrd3.gz"
 	"$KP_DIR/scripts/run-rig.sh" "$kdir3/bzImage" "$tmp/initrd3.gz" "$tmp/res3" > "$tmp/run3.out" 2>&1
 	if grep -q '^@@kvmstall END mn-cpte-invalid rc=1 ' "$tmp/res3/results.txt" 2> /dev/null &&
 		grep -q 'FAIL change_pte reached the set_spte handler' "$tmp/res3/console.txt"; then
-		echo "ok 3 - mn-cpte-invalid fails without patch 13's check: $(grep -o 'mn_change_pte_invalid_seen=[0-9]* mn_change_pte_invalid_reached=[0-9]*' "$tmp/res3/console.txt" | head -n 1)"
+		echo "ok 3 - mn-cpte-invalid fails without patch 20's check: $(grep -o 'mn_change_pte_invalid_seen=[0-9]* mn_change_pte_invalid_reached=[0-9]*' "$tmp/res3/console.txt" | head -n 1)"
 	else
-		echo "not ok 3 - mn-cpte-invalid fails without patch 13's check:"
+		echo "not ok 3 - mn-cpte-invalid fails without patch 20's check:"
 		grep 'mn-cpte-invalid' "$tmp/res3/console.txt" 2> /dev/null | sed 's/^/#   /' | tail -n 10
 		tail -n 5 "$tmp/run3.out" | sed 's/^/#   /'
 		fails=$((fails + 1))
 	fi
+	if grep -q '^@@kvmstall END trace-formats rc=1 ' "$tmp/res3/results.txt" 2> /dev/null &&
+		grep -q 'FAIL kvm:kvm_unmap_hva_range prints' "$tmp/res3/console.txt"; then
+		echo "ok 4 - trace-formats fails with v1.3's format: $(grep -o 'FAIL kvm:kvm_unmap_hva_range prints.*' "$tmp/res3/console.txt" | head -n 1 | cut -c1-100)"
+	else
+		echo "not ok 4 - trace-formats fails with v1.3's format:"
+		grep 'trace-formats\|kvm:' "$tmp/res3/console.txt" 2> /dev/null | sed 's/^/#   /' | tail -n 10
+		fails=$((fails + 1))
+	fi
+	printf '%s\n' 'mn-tlbs-dirty 300 mn-tlbs-dirty 20' > "$tmp/jobs5"
+	"$KP_DIR/scripts/make-initramfs.sh" "$kdir3" "$vmm" /nonexistent "$tmp/jobs5" "$tmp/initrd5.gz"
+	"$KP_DIR/scripts/run-rig.sh" "$kdir3/bzImage" "$tmp/initrd5.gz" "$tmp/res5" kvm_amd.npt=0 > "$tmp/run5.out" 2>&1
+	if grep -q '^@@kvmstall END mn-tlbs-dirty rc=1 ' "$tmp/res5/results.txt" 2> /dev/null &&
+		grep -q 'FAIL round [0-9]*: a punch inside memslot D' "$tmp/res5/console.txt"; then
+		echo "ok 5 - mn-tlbs-dirty fails without patch 4's flush: $(grep -o 'FAIL round [0-9]*: a punch inside.*' "$tmp/res5/console.txt" | head -n 1 | cut -c1-120)"
+	else
+		echo "not ok 5 - mn-tlbs-dirty fails without patch 4's flush:"
+		grep 'mn-tlbs-dirty' "$tmp/res5/console.txt" 2> /dev/null | sed 's/^/#   /' | tail -n 10
+		tail -n 5 "$tmp/run5.out" | sed 's/^/#   /'
+		fails=$((fails + 1))
+	fi
 else
-	echo "not ok 3 - the negative control of mn-cpte-invalid does not build:"
+	echo "not ok 3 - the negative controls do not build:"
 	tail -n 5 "$tmp/build3.err" | sed 's/^/#   /'
-	fails=$((fails + 1))
+	fails=$((fails + 3))
 fi
 
-echo "$((3 - fails)) passed, $fails failed"
+echo "$((5 - fails)) passed, $fails failed"
 [ $fails -eq 0 ]
