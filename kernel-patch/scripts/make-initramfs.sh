@@ -27,10 +27,13 @@ cp -a "$kdir/lib/modules" "$root/lib/"
 cp "$vmm" "$root/bin/kvmstall"
 gcc -O2 -static -o "$root/bin/kvm-holder" "$KP_DIR/rig/kvm-holder.c"
 cp "$KP_DIR/rig/until-rises" "$root/bin/until-rises"
+cp "$KP_DIR/rig/trace-formats" "$root/bin/trace-formats"
 # The MMU-notifier tests of the patch (jobs-check.txt runs them).
 gcc -O2 -Wall -static -o "$root/bin/mn-bounds" "$KP_DIR/rig/mn-bounds.c"
 gcc -O2 -Wall -static -pthread -o "$root/bin/mn-race" "$KP_DIR/rig/mn-race.c"
 gcc -O2 -Wall -static -pthread -o "$root/bin/mn-cpte-invalid" "$KP_DIR/rig/mn-cpte-invalid.c"
+gcc -O2 -Wall -static -o "$root/bin/mn-tlbs-dirty" "$KP_DIR/rig/mn-tlbs-dirty.c"
+gcc -O2 -Wall -static -o "$root/bin/mn-cost" "$KP_DIR/rig/mn-cost.c"
 if [ -d "$selftests" ]; then
 	find "$selftests" -maxdepth 2 -type f -perm -u+x -exec cp {} "$root/selftests/" \;
 	# The selftests are dynamically linked: bring the C library along.
