@@ -107,6 +107,13 @@ report kvmstall-hugetlb__hugetlb.json '(.vcpus | length) == 2 and all(.vcpus[]; 
 # invalidation was left in flight.
 report kvmstall-events__events.json '.kvm_stats.vm.mn_invalidate_elided > 0 and .kvm_stats.vm.mn_invalidate_locked > 0 and .kvm_stats.vm.mn_invalidate_active == 0 and .kvm_stats.vm.mmu_notifier_count == 0' \
 	"MMU-notifier counters with elided and locked invalidations, none in flight"
+# Aging reaches KVM for guest memory and is elided next to it: clear_young
+# through the idle page bitmap (age-idle events, whose pages must then read
+# idle), and clear_flush_young through reclaim on anon guest memory.
+report kvmstall-age__age.json '.kvm_stats.vm.mn_clear_young_locked > 0 and .kvm_stats.vm.mn_clear_young_elided > 0 and ([.events.streams[] | .events > 0 and .verify.failed == 0] | all)' \
+	"clear_young took mmu_lock for guest memory and was elided next to it, and the pages read idle"
+report kvmstall-reclaim-young__young.json '.kvm_stats.vm.mn_clear_flush_young_locked > 0 and (.antagonists[0].counters.pswpout | .end > .start) and (.result.status == "ok" or .result.signal == "SIGTERM")' \
+	"reclaim asked KVM whether guest pages were young (clear_flush_young took mmu_lock)"
 report npt0/kvmstall-events__events.json '.kvm_stats.vm.mn_invalidate_elided > 0 and .kvm_stats.vm.mn_invalidate_locked > 0 and .kvm_stats.vm.mn_invalidate_active == 0 and .kvm_stats.vm.mmu_notifier_count == 0 and .kvm_stats.vm.tlbs_dirty != null' \
 	"with shadow paging too"
 # Migration needs two NUMA nodes, which the rig has and most hosts lack.

@@ -60,16 +60,22 @@ fi
 # (change_pte must then reach the set_spte handler for a memslot being
 # deleted); trace-formats.patch gives kvm_unmap_hva_range the print format
 # of v1.3 of the series; mn-tlbs-dirty.patch takes patch 4's flush for
-# tlbs_dirty out (run in a second boot, with shadow paging).  The variant is
-# cached under its own series hash, next to the real one.
+# tlbs_dirty out (run in a second boot, with shadow paging); clear-young.patch
+# and clear-flush-young.patch make the aging notifiers answer without
+# looking at guest memory, which check-kernel's kvmstall-age and
+# kvmstall-reclaim-young jobs must notice.  The variant is cached under its
+# own series hash, next to the real one.
 cp -a "$KP_DIR" "$tmp/kp3"
-for n in mn-cpte-invalid trace-formats mn-tlbs-dirty; do
+for n in mn-cpte-invalid trace-formats mn-tlbs-dirty clear-young clear-flush-young; do
 	cp "$KP_DIR/negative/$n.patch" "$tmp/kp3/0099-negative-$n.patch"
 	echo "0099-negative-$n.patch" >> "$tmp/kp3/series"
 done
 if kdir3=$("$tmp/kp3/scripts/build-kernel.sh" debug 2> "$tmp/build3.err"); then
-	printf '%s\n' 'mn-cpte-invalid 300 mn-cpte-invalid --require-counters 120' \
-		'trace-formats 60 trace-formats' > "$tmp/jobs3"
+	{
+		printf '%s\n' 'mn-cpte-invalid 300 mn-cpte-invalid --require-counters 120' \
+			'trace-formats 60 trace-formats'
+		grep -E '^kvmstall-(age|reclaim-young) ' "$KP_DIR/rig/jobs-check.txt"
+	} > "$tmp/jobs3"
 	"$KP_DIR/scripts/make-initramfs.sh" "$kdir3" "$vmm" /nonexistent "$tmp/jobs3" "$tmp/initrd3.gz"
 	"$KP_DIR/scripts/run-rig.sh" "$kdir3/bzImage" "$tmp/initrd3.gz" "$tmp/res3" > "$tmp/run3.out" 2>&1
 	if grep -q '^@@kvmstall END mn-cpte-invalid rc=1 ' "$tmp/res3/results.txt" 2> /dev/null &&
@@ -89,6 +95,23 @@ if kdir3=$("$tmp/kp3/scripts/build-kernel.sh" debug 2> "$tmp/build3.err"); then
 		grep 'trace-formats\|kvm:' "$tmp/res3/console.txt" 2> /dev/null | sed 's/^/#   /' | tail -n 10
 		fails=$((fails + 1))
 	fi
+	# The aging jobs ran, but their guest memory never took mmu_lock.
+	if jq -e '.kvm_stats.vm.mn_clear_young_locked == 0 and ([.events.streams[] | .events > 0] | all)' \
+		"$tmp/res3/kvmstall-age__age.json" > /dev/null 2>&1; then
+		echo "ok 6 - kvmstall-age's check fails when clear_young does not reach KVM: $(jq -c '.kvm_stats.vm | {mn_clear_young_seen, mn_clear_young_locked}' "$tmp/res3/kvmstall-age__age.json")"
+	else
+		echo "not ok 6 - kvmstall-age's check fails when clear_young does not reach KVM:"
+		jq -c '.kvm_stats.vm' "$tmp/res3/kvmstall-age__age.json" 2>&1 | cut -c1-300 | sed 's/^/#   /'
+		fails=$((fails + 1))
+	fi
+	if jq -e '.kvm_stats.vm.mn_clear_flush_young_locked == 0 and (.antagonists[0].counters.pswpout | .end > .start)' \
+		"$tmp/res3/kvmstall-reclaim-young__young.json" > /dev/null 2>&1; then
+		echo "ok 7 - kvmstall-reclaim-young's check fails when clear_flush_young does not reach KVM: $(jq -c '{pswpout: .antagonists[0].counters.pswpout, locked: .kvm_stats.vm.mn_clear_flush_young_locked}' "$tmp/res3/kvmstall-reclaim-young__young.json")"
+	else
+		echo "not ok 7 - kvmstall-reclaim-young's check fails when clear_flush_young does not reach KVM:"
+		jq -c '.kvm_stats.vm' "$tmp/res3/kvmstall-reclaim-young__young.json" 2>&1 | cut -c1-300 | sed 's/^/#   /'
+		fails=$((fails + 1))
+	fi
 	printf '%s\n' 'mn-tlbs-dirty 300 mn-tlbs-dirty 20' > "$tmp/jobs5"
 	"$KP_DIR/scripts/make-initramfs.sh" "$kdir3" "$vmm" /nonexistent "$tmp/jobs5" "$tmp/initrd5.gz"
 	"$KP_DIR/scripts/run-rig.sh" "$kdir3/bzImage" "$tmp/initrd5.gz" "$tmp/res5" kvm_amd.npt=0 > "$tmp/run5.out" 2>&1
@@ -104,8 +127,8 @@ if kdir3=$("$tmp/kp3/scripts/build-kernel.sh" debug 2> "$tmp/build3.err"); then
 else
 	echo "not ok 3 - the negative controls do not build:"
 	tail -n 5 "$tmp/build3.err" | sed 's/^/#   /'
-	fails=$((fails + 3))
+	fails=$((fails + 5))
 fi
 
-echo "$((5 - fails)) passed, $fails failed"
+echo "$((7 - fails)) passed, $fails failed"
 [ $fails -eq 0 ]
