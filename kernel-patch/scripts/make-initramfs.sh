@@ -34,6 +34,7 @@ gcc -O2 -Wall -static -pthread -o "$root/bin/mn-race" "$KP_DIR/rig/mn-race.c"
 gcc -O2 -Wall -static -pthread -o "$root/bin/mn-cpte-invalid" "$KP_DIR/rig/mn-cpte-invalid.c"
 gcc -O2 -Wall -static -o "$root/bin/mn-tlbs-dirty" "$KP_DIR/rig/mn-tlbs-dirty.c"
 gcc -O2 -Wall -static -o "$root/bin/mn-cost" "$KP_DIR/rig/mn-cost.c"
+gcc -O2 -Wall -static -o "$root/bin/mn-two-vms" "$KP_DIR/rig/mn-two-vms.c"
 if [ -d "$selftests" ]; then
 	find "$selftests" -maxdepth 2 -type f -perm -u+x -exec cp {} "$root/selftests/" \;
 	# The selftests are dynamically linked: bring the C library along.

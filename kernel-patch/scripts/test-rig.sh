@@ -130,5 +130,29 @@ else
 	fails=$((fails + 5))
 fi
 
-echo "$((7 - fails)) passed, $fails failed"
+# 8 and 9. mn-bounds and mn-two-vms on the stock kernel (instrumented), which
+# takes mmu_lock for every invalidation: both must fail, on the ranges that
+# the series elides.
+printf '%s\n' 'mn-bounds 300 mn-bounds --require-counters --require-hugetlb' \
+	'mn-two-vms 300 mn-two-vms' > "$tmp/jobs8"
+"$KP_DIR/scripts/make-initramfs.sh" "$CACHE/kernels/debug/stock" "$vmm" /nonexistent "$tmp/jobs8" "$tmp/initrd8.gz"
+"$KP_DIR/scripts/run-rig.sh" "$CACHE/kernels/debug/stock/bzImage" "$tmp/initrd8.gz" "$tmp/res8" > "$tmp/run8.out" 2>&1
+if grep -q '^@@kvmstall END mn-bounds rc=1 ' "$tmp/res8/results.txt" 2> /dev/null &&
+	grep -q 'mn-bounds: shmem-4K   end-at-A-start  FAIL' "$tmp/res8/console.txt"; then
+	echo "ok 8 - mn-bounds fails on stock: $(grep -o 'mn-bounds: shmem-4K   end-at-A-start  FAIL.*' "$tmp/res8/console.txt" | head -n 1 | cut -c1-110)"
+else
+	echo "not ok 8 - mn-bounds fails on stock:"
+	grep 'mn-bounds' "$tmp/res8/console.txt" 2> /dev/null | sed 's/^/#   /' | tail -n 5
+	fails=$((fails + 1))
+fi
+if grep -q '^@@kvmstall END mn-two-vms rc=1 ' "$tmp/res8/results.txt" 2> /dev/null &&
+	grep -q 'mn-two-vms: in-A         FAIL' "$tmp/res8/console.txt"; then
+	echo "ok 9 - mn-two-vms fails on stock: $(grep -o 'mn-two-vms: in-A         FAIL.*' "$tmp/res8/console.txt" | head -n 1 | cut -c1-110)"
+else
+	echo "not ok 9 - mn-two-vms fails on stock:"
+	grep 'mn-two-vms' "$tmp/res8/console.txt" 2> /dev/null | sed 's/^/#   /' | tail -n 5
+	fails=$((fails + 1))
+fi
+
+echo "$((9 - fails)) passed, $fails failed"
 [ $fails -eq 0 ]
