@@ -54,7 +54,7 @@ else
 	sed 's/^/#   /' "$tmp/run.out" | tail -n 10
 	fails=$((fails + 1))
 fi
-# 3 to 5. Negative controls, in one variant of the series: each patch in
+# 3 to 7. Negative controls, in one variant of the series: each patch in
 # negative/ breaks exactly what one rig test guards, and that test must then
 # fail, saying why.  mn-cpte-invalid.patch takes patch 20's check out again
 # (change_pte must then reach the set_spte handler for a memslot being
@@ -98,17 +98,17 @@ if kdir3=$("$tmp/kp3/scripts/build-kernel.sh" debug 2> "$tmp/build3.err"); then
 	# The aging jobs ran, but their guest memory never took mmu_lock.
 	if jq -e '.kvm_stats.vm.mn_clear_young_locked == 0 and ([.events.streams[] | .events > 0] | all)' \
 		"$tmp/res3/kvmstall-age__age.json" > /dev/null 2>&1; then
-		echo "ok 6 - kvmstall-age's check fails when clear_young does not reach KVM: $(jq -c '.kvm_stats.vm | {mn_clear_young_seen, mn_clear_young_locked}' "$tmp/res3/kvmstall-age__age.json")"
+		echo "ok 5 - kvmstall-age's check fails when clear_young does not reach KVM: $(jq -c '.kvm_stats.vm | {mn_clear_young_seen, mn_clear_young_locked}' "$tmp/res3/kvmstall-age__age.json")"
 	else
-		echo "not ok 6 - kvmstall-age's check fails when clear_young does not reach KVM:"
+		echo "not ok 5 - kvmstall-age's check fails when clear_young does not reach KVM:"
 		jq -c '.kvm_stats.vm' "$tmp/res3/kvmstall-age__age.json" 2>&1 | cut -c1-300 | sed 's/^/#   /'
 		fails=$((fails + 1))
 	fi
 	if jq -e '.kvm_stats.vm.mn_clear_flush_young_locked == 0 and (.antagonists[0].counters.pswpout | .end > .start)' \
 		"$tmp/res3/kvmstall-reclaim-young__young.json" > /dev/null 2>&1; then
-		echo "ok 7 - kvmstall-reclaim-young's check fails when clear_flush_young does not reach KVM: $(jq -c '{pswpout: .antagonists[0].counters.pswpout, locked: .kvm_stats.vm.mn_clear_flush_young_locked}' "$tmp/res3/kvmstall-reclaim-young__young.json")"
+		echo "ok 6 - kvmstall-reclaim-young's check fails when clear_flush_young does not reach KVM: $(jq -c '{pswpout: .antagonists[0].counters.pswpout, locked: .kvm_stats.vm.mn_clear_flush_young_locked}' "$tmp/res3/kvmstall-reclaim-young__young.json")"
 	else
-		echo "not ok 7 - kvmstall-reclaim-young's check fails when clear_flush_young does not reach KVM:"
+		echo "not ok 6 - kvmstall-reclaim-young's check fails when clear_flush_young does not reach KVM:"
 		jq -c '.kvm_stats.vm' "$tmp/res3/kvmstall-reclaim-young__young.json" 2>&1 | cut -c1-300 | sed 's/^/#   /'
 		fails=$((fails + 1))
 	fi
@@ -117,9 +117,9 @@ if kdir3=$("$tmp/kp3/scripts/build-kernel.sh" debug 2> "$tmp/build3.err"); then
 	"$KP_DIR/scripts/run-rig.sh" "$kdir3/bzImage" "$tmp/initrd5.gz" "$tmp/res5" kvm_amd.npt=0 > "$tmp/run5.out" 2>&1
 	if grep -q '^@@kvmstall END mn-tlbs-dirty rc=1 ' "$tmp/res5/results.txt" 2> /dev/null &&
 		grep -q 'FAIL round [0-9]*: a punch inside memslot D' "$tmp/res5/console.txt"; then
-		echo "ok 5 - mn-tlbs-dirty fails without patch 4's flush: $(grep -o 'FAIL round [0-9]*: a punch inside.*' "$tmp/res5/console.txt" | head -n 1 | cut -c1-120)"
+		echo "ok 7 - mn-tlbs-dirty fails without patch 4's flush: $(grep -o 'FAIL round [0-9]*: a punch inside.*' "$tmp/res5/console.txt" | head -n 1 | cut -c1-120)"
 	else
-		echo "not ok 5 - mn-tlbs-dirty fails without patch 4's flush:"
+		echo "not ok 7 - mn-tlbs-dirty fails without patch 4's flush:"
 		grep 'mn-tlbs-dirty' "$tmp/res5/console.txt" 2> /dev/null | sed 's/^/#   /' | tail -n 10
 		tail -n 5 "$tmp/run5.out" | sed 's/^/#   /'
 		fails=$((fails + 1))
