@@ -137,15 +137,21 @@ static inline void mn_set_regs32(int vcpu, uint64_t rip, uint64_t rsi)
 		die("KVM_SET_REGS: %s", strerror(errno));
 }
 
-/* Create, move or (size 0) delete a memslot of address space 0. */
-static inline int mn_set_slot(int vm, uint32_t slot, uint64_t gpa, uint64_t size, const void *hva)
+/* Create, move, change the flags of or (size 0) delete a memslot of address space 0. */
+static inline int mn_set_slot_flags(int vm, uint32_t slot, uint64_t gpa, uint64_t size,
+				    const void *hva, uint32_t flags)
 {
 	struct kvm_userspace_memory_region m = {
-		.slot = slot, .guest_phys_addr = gpa, .memory_size = size,
+		.slot = slot, .flags = flags, .guest_phys_addr = gpa, .memory_size = size,
 		.userspace_addr = (uintptr_t)hva,
 	};
 
 	return ioctl(vm, KVM_SET_USER_MEMORY_REGION, &m);
+}
+
+static inline int mn_set_slot(int vm, uint32_t slot, uint64_t gpa, uint64_t size, const void *hva)
+{
+	return mn_set_slot_flags(vm, slot, gpa, size, hva, 0);
 }
 
 #endif

@@ -10,9 +10,10 @@
  * making memslot updates wait for in-flight invalidations; this test
  * hammers exactly that window:
  *
- *  - a slot thread creates, moves (same slot id, new guest_phys_addr) and
- *    deletes two memslots whose hvas slide across a large anonymous
- *    region;
+ *  - a slot thread creates, turns dirty logging on and off for (updates
+ *    that change only the flags, and keep the hva), moves (same slot id,
+ *    new guest_phys_addr) and deletes two memslots whose hvas slide
+ *    across a large anonymous region;
  *  - two storm threads issue paired invalidations (MADV_DONTNEED, and
  *    mprotect read-only/read-write toggles) on ranges that move in and
  *    out of those slots, many of them straddling a slot's edge, plus the
@@ -100,7 +101,7 @@ struct race {
 	atomic_ulong slot_off[NR_MOVING];
 
 	/* Operation counts, each written by one thread. */
-	atomic_ulong creates, moves, deletes, slot_max_us;
+	atomic_ulong creates, flag_updates, moves, deletes, slot_max_us;
 	atomic_ulong madvises, mprotects, storm_errors;
 	atomic_ulong mmio_exits;
 	double max_gap;		/* longest time the guest counter stood still */
@@ -197,7 +198,8 @@ static void *slot_main(void *arg)
 {
 	static const unsigned long stride[NR_MOVING] = { 37 * PAGE, 61 * PAGE };
 	unsigned long off[NR_MOVING] = { 0, REGION_SIZE / 2 };
-	int state[NR_MOVING] = { 0, 0 };	/* 0 absent, 1 home, 2 away, 3 home again */
+	/* 0 absent, 1 home, 2 home and logging dirty pages, 3 home, 4 away, 5 home again */
+	int state[NR_MOVING] = { 0, 0 };
 	unsigned long span = REGION_SIZE - SLOT_SIZE;
 	unsigned int i = 0;
 
@@ -222,8 +224,16 @@ static void *slot_main(void *arg)
 			break;
 		case 1:
 		case 2:
+			what = "flags-only update";
+			r = mn_set_slot_flags(R.vm, 1 + s, home, SLOT_SIZE, R.region + off[s],
+					      state[s] == 1 ? KVM_MEM_LOG_DIRTY_PAGES : 0);
+			if (!r)
+				atomic_fetch_add(&R.flag_updates, 1);
+			break;
+		case 3:
+		case 4:
 			what = "move";
-			r = mn_set_slot(R.vm, 1 + s, state[s] == 1 ? away : home, SLOT_SIZE, R.region + off[s]);
+			r = mn_set_slot(R.vm, 1 + s, state[s] == 3 ? away : home, SLOT_SIZE, R.region + off[s]);
 			if (!r)
 				atomic_fetch_add(&R.moves, 1);
 			break;
@@ -240,7 +250,7 @@ static void *slot_main(void *arg)
 				 strerror(errno));
 			break;
 		}
-		state[s] = (state[s] + 1) % 4;
+		state[s] = (state[s] + 1) % 6;
 		us = (now_s() - t0) * 1e6;
 		if (us > (double)atomic_load(&R.slot_max_us))
 			atomic_store(&R.slot_max_us, (unsigned long)us);
@@ -369,10 +379,12 @@ static uint32_t guest_count(void)
 
 static void print_counts(const char *tag, double t, uint64_t iters)
 {
-	printf(PROG ": %s t=%.0fs guest-iterations=%llu (longest standstill %.0f s) mmio-exits=%lu slot-updates=%lu (create %lu move %lu delete %lu, slowest %.1f ms) madvise=%lu mprotect=%lu\n",
+	printf(PROG ": %s t=%.0fs guest-iterations=%llu (longest standstill %.0f s) mmio-exits=%lu slot-updates=%lu (create %lu flags %lu move %lu delete %lu, slowest %.1f ms) madvise=%lu mprotect=%lu\n",
 	       tag, t, (unsigned long long)iters, R.max_gap, atomic_load(&R.mmio_exits),
-	       atomic_load(&R.creates) + atomic_load(&R.moves) + atomic_load(&R.deletes),
-	       atomic_load(&R.creates), atomic_load(&R.moves), atomic_load(&R.deletes),
+	       atomic_load(&R.creates) + atomic_load(&R.flag_updates) + atomic_load(&R.moves) +
+		       atomic_load(&R.deletes),
+	       atomic_load(&R.creates), atomic_load(&R.flag_updates), atomic_load(&R.moves),
+	       atomic_load(&R.deletes),
 	       (double)atomic_load(&R.slot_max_us) / 1000.0, atomic_load(&R.madvises),
 	       atomic_load(&R.mprotects));
 }
