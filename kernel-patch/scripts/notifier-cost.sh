@@ -48,37 +48,44 @@ while [ $r -le "$rounds" ]; do
 	r=$((r + 1))
 done
 
-# One row per memslot count and kind: the median over the rounds of each
-# boot's median, per kernel, and the ratios that answer the questions.
-awk '
-	{
-		k = $1; split($4, s, "="); split($5, t, "="); split($6, m, "=")
-		key = s[2] " " t[2]
-		v[key, k, ++n[key, k]] = m[2]
-		keys[key] = 1
-	}
-	function med(key, k,   i, j, c, a, tmp) {
-		c = n[key, k]
-		for (i = 1; i <= c; i++) a[i] = v[key, k, i]
-		for (i = 1; i <= c; i++)
-			for (j = i + 1; j <= c; j++)
-				if (a[j] < a[i]) { tmp = a[i]; a[i] = a[j]; a[j] = tmp }
-		return c % 2 ? a[(c + 1) / 2] : (a[c / 2] + a[c / 2 + 1]) / 2
-	}
-	END {
-		printf "%-6s %-11s %10s %10s %10s %10s %9s %9s\n", "slots", "kind", "stock", "stock-bare", "patched", "patch-bare", "instr", "patched/"
-		printf "%-6s %-11s %10s %10s %10s %10s %9s %9s\n", "", "", "ns/op", "ns/op", "ns/op", "ns/op", "cost", "stock"
-		for (key in keys) {
-			split(key, p, " ")
-			st = med(key, "stock"); sb = med(key, "stock_bare")
-			pa = med(key, "patched"); pb = med(key, "patched_bare")
-			printf "%-6s %-11s %10d %10d %10d %10d %+8.1f%% %9.2f\n", p[1], p[2], st, sb, pa, pb, \
-				(pa + st - pb - sb) / (pb + sb) * 100, pb / sb
+# One row per memslot count and kind, per figure: the median over the
+# rounds of each boot's median, and of each boot's minimum (the fastest of
+# its REPS batches, the least disturbed by the rest of the host), per
+# kernel, and the ratios that answer the questions.
+table() { # table FIELD: 6 for the medians, 7 for the minimums
+	awk -v f="$1" '
+		{
+			k = $1; split($4, s, "="); split($5, t, "="); split($f, m, "=")
+			key = s[2] " " t[2]
+			v[key, k, ++n[key, k]] = m[2]
+			keys[key] = 1
 		}
-	}' "$res/raw.txt" | { IFS= read -r h1; IFS= read -r h2; printf '%s\n%s\n' "$h1" "$h2"; sort -k1,1n -k2,2; } > "$res/table.txt"
+		function med(key, k,   i, j, c, a, tmp) {
+			c = n[key, k]
+			for (i = 1; i <= c; i++) a[i] = v[key, k, i]
+			for (i = 1; i <= c; i++)
+				for (j = i + 1; j <= c; j++)
+					if (a[j] < a[i]) { tmp = a[i]; a[i] = a[j]; a[j] = tmp }
+			return c % 2 ? a[(c + 1) / 2] : (a[c / 2] + a[c / 2 + 1]) / 2
+		}
+		END {
+			for (key in keys) {
+				split(key, p, " ")
+				st = med(key, "stock"); sb = med(key, "stock_bare")
+				pa = med(key, "patched"); pb = med(key, "patched_bare")
+				printf "%-6s %-11s %10d %10d %10d %10d %+8.1f%% %9.2f\n", p[1], p[2], st, sb, pa, pb, \
+					(pa + st - pb - sb) / (pb + sb) * 100, pb / sb
+			}
+		}' "$res/raw.txt" | sort -k1,1n -k2,2
+}
 {
 	echo "notifier cost, $config kernels in the rig, $rounds rounds x $reps reps x $ops ops, $(date -u +%Y-%m-%d)"
-	echo "instr cost: (instrumented - bare) / bare, both kernels together; patched/stock: bare kernels"
-	cat "$res/table.txt"
+	echo "thread CPU time per operation, ns; instr: (instrumented - bare) / bare, both kernels"
+	echo "together; patched/stock: the bare kernels"
+	for f in 6 7; do
+		[ $f = 6 ] && echo "medians of each boot's median:" || echo "medians of each boot's minimum:"
+		printf '%-6s %-11s %10s %10s %10s %10s %9s %9s\n' slots kind stock stock-bare patched patch-bare instr patched/stock
+		table $f
+	done
 } | tee "$res/summary.txt"
 log "results in $res"
