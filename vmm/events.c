@@ -482,7 +482,7 @@ struct pending {
 static void verify(struct ks_stream *st, const struct pending *p)
 {
 	char why[160] = "";
-	int v = ks_verify_event(st, p->rec.hva, p->rec.len, p->n, why, sizeof(why));
+	int v = ks_verify_event(st, &p->rec, p->n, why, sizeof(why));
 
 	if (v > 0) {
 		st->verified++;

@@ -158,7 +158,7 @@ struct ks_stream {
 uint64_t events__pool_headroom(const struct ks_ev_spec *s);
 
 /* event-verify.c: 1 the event took effect, 0 it did not (@why), -1 cannot tell. */
-int ks_verify_event(struct ks_stream *st, uintptr_t addr, uint64_t len, uint64_t n, char *why,
+int ks_verify_event(struct ks_stream *st, const struct ks_ev_rec *rec, uint64_t n, char *why,
 		    size_t wl);
 bool ks_verify_prot(uintptr_t addr, char *perm, size_t len);
 
