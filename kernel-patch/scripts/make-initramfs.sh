@@ -35,6 +35,8 @@ gcc -O2 -Wall -static -pthread -o "$root/bin/mn-cpte-invalid" "$KP_DIR/rig/mn-cp
 gcc -O2 -Wall -static -o "$root/bin/mn-tlbs-dirty" "$KP_DIR/rig/mn-tlbs-dirty.c"
 gcc -O2 -Wall -static -o "$root/bin/mn-cost" "$KP_DIR/rig/mn-cost.c"
 gcc -O2 -Wall -static -o "$root/bin/mn-two-vms" "$KP_DIR/rig/mn-two-vms.c"
+gcc -O2 -Wall -static -o "$root/bin/mn-smm" "$KP_DIR/rig/mn-smm.c"
+gcc -O2 -Wall -static -pthread -o "$root/bin/mn-destroy" "$KP_DIR/rig/mn-destroy.c"
 if [ -d "$selftests" ]; then
 	find "$selftests" -maxdepth 2 -type f -perm -u+x -exec cp {} "$root/selftests/" \;
 	# The selftests are dynamically linked: bring the C library along.
