@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: MIT
+/*
+ * mn-hva: the MMU-notifier walker finds memslots through an index by hva
+ * (patch 21: indices sorted by userspace_addr, searched by bisection, and
+ * for each position the highest hva end up to it).  This checks that it
+ * finds exactly the memslots a range overlaps when hva order and gfn order
+ * differ, when memslots alias each other's host memory, and after the
+ * index was rebuilt by deletions, creations and moves.
+ *
+ * One shmem memfd of 2 * N pages: position j is a page at 2j that one
+ * small memslot maps, followed by a gap page at 2j + 1 that none of the
+ * small ones maps.  Small memslot k sits at position (a * k + b) mod N, so
+ * hva order is a shuffle of gfn order.  One more memslot, the alias, maps
+ * the first N pages of the memfd again (positions 0 to N/2 - 1 with their
+ * gaps) at another gpa: it starts no higher than the small memslots it
+ * contains and ends above them, which only the running maximum of the hva
+ * ends finds from a range in one of its gaps.
+ *
+ * A hole punched with fallocate() gives exactly one invalidate_range
+ * pair over exactly its hva range.  The guest first maps every page
+ * through every memslot; then every small memslot's page and every gap
+ * page is punched in turn.  Each punch must take mmu_lock exactly when it
+ * overlaps some memslot (seen 1, locked 1 or 0), and the guest must then
+ * read 0 from the punched page through every memslot that maps it, and
+ * what the host holds from its neighbours (and from every page, half-way
+ * through).  Three rounds: as created; after every small memslot was
+ * deleted and created again at another position and gpa; after every
+ * small memslot was moved to another gpa (the hva stays, memslots[] is
+ * reordered).  Needs the instrumented kernel's counters (debugfs).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define PROG "mn-hva"
+#include "mn-common.h"
+
+#define PAGE		4096ul
+#define N		64u			/* small memslots */
+#define REGION_PAGES	(2ul * N)
+#define ALIAS_PAGES	((unsigned long)N)	/* the first half of the region */
+#define SLOT_GPA	0x00000000u		/* small memslot k: one page */
+#define CODE_GPA	0x00100000u
+#define ALIAS_GPA	0x00200000u
+#define ALIAS_SLOT	N
+#define CODE_SLOT	(N + 1)
+#define ROUNDS		3
+
+/* Reads the byte at gpa esi and reports it at port 0x10. */
+static const uint8_t guest_code[] = {
+	0x8b, 0x06,		/* 0: mov eax, [esi] */
+	0xe6, 0x10,		/* 2: out 0x10, al */
+	0xeb, 0xfa,		/* 4: jmp 0 */
+};
+
+static int memfd, vm, vcpu, cdir;
+static char cpath[64];
+static struct kvm_run *run;
+static uint8_t *region;
+static unsigned int pos[N];	/* small memslot k's position */
+static uint64_t gpa[N];		/* and its gpa */
+
+static uint8_t guest_read(uint64_t addr)
+{
+	mn_set_regs32(vcpu, CODE_GPA, addr);
+	for (;;) {
+		if (ioctl(vcpu, KVM_RUN, 0) < 0) {
+			if (errno == EINTR)
+				continue;
+			die("KVM_RUN: %s", strerror(errno));
+		}
+		if (run->exit_reason == KVM_EXIT_IO && run->io.port == 0x10)
+			return *((uint8_t *)run + run->io.data_offset);
+		if (run->exit_reason != KVM_EXIT_INTR)
+			die("unexpected exit reason %u reading gpa %#llx", run->exit_reason,
+			    (unsigned long long)addr);
+	}
+}
+
+static uint64_t counter(const char *name)
+{
+	uint64_t val;
+
+	if (counter_read(cdir, name, &val))
+		die("cannot read %s/%s", cpath, name);
+	return val;
+}
+
+static void set_small(unsigned int k, unsigned int p, uint64_t g)
+{
+	if (mn_set_slot(vm, k, g, PAGE, region + 2 * p * PAGE))
+		die("KVM_SET_USER_MEMORY_REGION slot %u (gpa %#llx, position %u): %s", k,
+		    (unsigned long long)g, p, strerror(errno));
+	pos[k] = p;
+	gpa[k] = g;
+}
+
+static bool punched[REGION_PAGES];
+
+/*
+ * Read region page @page through every memslot that maps it and compare
+ * with what the host holds there: 0 once punched, else the pattern.
+ */
+static bool check_page(unsigned int round, const char *what, unsigned long page)
+{
+	uint8_t want = punched[page] ? 0 : 0xa5, got;
+	bool ok = true;
+	unsigned int k;
+
+	for (k = 0; k < N; k++) {
+		if (2ul * pos[k] != page)
+			continue;
+		got = guest_read(gpa[k]);
+		if (got != want) {
+			printf(PROG ": round %u %s FAIL memslot %u reads %#x at region page %lu "
+			       "(want %#x)\n", round, what, k, got, page, want);
+			ok = false;
+		}
+	}
+	if (page < ALIAS_PAGES) {
+		got = guest_read(ALIAS_GPA + page * PAGE);
+		if (got != want) {
+			printf(PROG ": round %u %s FAIL the alias reads %#x at region page %lu "
+			       "(want %#x)\n", round, what, got, page, want);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+/* Check every page through every memslot that maps it. */
+static bool check_all(unsigned int round, const char *what)
+{
+	unsigned long p;
+	bool ok = true;
+
+	for (p = 0; p < REGION_PAGES; p++)
+		ok &= check_page(round, what, p);
+	return ok;
+}
+
+/*
+ * Punch region page @page, then check the counters, and what the guest
+ * reads there and next to it.  Returns true if all is as it must be.
+ */
+static bool punch_case(unsigned int round, const char *what, unsigned long page)
+{
+	bool hits = page < ALIAS_PAGES, ok;
+	uint64_t s, l, ds, dl;
+	unsigned int k;
+
+	for (k = 0; k < N; k++)
+		hits |= 2ul * pos[k] == page;
+	s = counter("mn_invalidate_seen");
+	l = counter("mn_invalidate_locked");
+	if (fallocate(memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(page * PAGE),
+		      (off_t)PAGE))
+		die("fallocate(PUNCH_HOLE): %s", strerror(errno));
+	ds = counter("mn_invalidate_seen") - s;
+	dl = counter("mn_invalidate_locked") - l;
+	punched[page] = true;
+	ok = ds == 1 && dl == hits;
+	if (!ok)
+		printf(PROG ": round %u %s (region page %lu) FAIL seen=%llu locked=%llu "
+		       "(want 1 and %d)\n", round, what, page, (unsigned long long)ds,
+		       (unsigned long long)dl, hits);
+	ok &= check_page(round, what, page);
+	if (page > 0)
+		ok &= check_page(round, what, page - 1);
+	if (page + 1 < REGION_PAGES)
+		ok &= check_page(round, what, page + 1);
+	return ok;
+}
+
+/* One round: every small memslot's page, then every gap page. */
+static unsigned int punch_round(unsigned int round)
+{
+	unsigned int k, j, fails = 0, locked = 0;
+	char what[32];
+
+	/*
+	 * The host's pattern everywhere, and the guest maps every page
+	 * through every memslot, so that a missed zap leaves a stale mapping
+	 * behind.  Every page is punched once in the round.
+	 */
+	memset(region, 0xa5, REGION_PAGES * PAGE);
+	memset(punched, 0, sizeof(punched));
+	if (!check_all(round, "before the punches"))
+		die("round %u: the guest does not read the host's pattern", round);
+	for (k = 0; k < N; k++) {
+		snprintf(what, sizeof(what), "memslot %u", k);
+		fails += !punch_case(round, what, 2ul * pos[k]);
+	}
+	fails += !check_all(round, "after the memslot punches");
+	for (j = 0; j < N; j++) {
+		snprintf(what, sizeof(what), "gap %u", j);
+		fails += !punch_case(round, what, 2ul * j + 1);
+		locked += 2ul * j + 1 < ALIAS_PAGES;
+	}
+	printf(PROG ": round %u %s: %u punches in memslots, %u in gaps (%u of them inside "
+	       "the alias), %u failed\n", round, fails ? "FAIL" : "PASS", N, N, locked, fails);
+	return fails;
+}
+
+int main(void)
+{
+	unsigned int k, fails = 0;
+	size_t run_size;
+	uint8_t *code;
+	int kvm;
+
+	memfd = memfd_create("mn-hva", MFD_CLOEXEC);
+	if (memfd < 0 || ftruncate(memfd, (off_t)(REGION_PAGES * PAGE)))
+		die("memfd: %s", strerror(errno));
+	region = mmap(NULL, REGION_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	code = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (region == MAP_FAILED || code == MAP_FAILED)
+		die("mmap: %s", strerror(errno));
+	memcpy(code, guest_code, sizeof(guest_code));
+
+	vm = mn_create_vm(&kvm, cpath, sizeof(cpath), &cdir);
+	if (cdir < 0)
+		die("no MMU-notifier counters in %s: needs the instrumented kernel", cpath);
+	if (mn_set_slot(vm, CODE_SLOT, CODE_GPA, PAGE, code) ||
+	    mn_set_slot(vm, ALIAS_SLOT, ALIAS_GPA, ALIAS_PAGES * PAGE, region))
+		die("KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+	vcpu = mn_create_vcpu32(kvm, vm, &run, &run_size);
+
+	/* Round 1: gfn order k, hva order (37k + 5) mod N. */
+	for (k = 0; k < N; k++)
+		set_small(k, (37 * k + 5) % N, SLOT_GPA + k * PAGE);
+	fails += punch_round(1);
+
+	/* Round 2: every memslot deleted, then created elsewhere. */
+	for (k = 0; k < N; k++)
+		if (mn_set_slot(vm, k, 0, 0, region))
+			die("deleting memslot %u: %s", k, strerror(errno));
+	for (k = 0; k < N; k++)
+		set_small(k, (13 * k + 11) % N, SLOT_GPA + (N - 1 - k) * PAGE);
+	fails += punch_round(2);
+
+	/*
+	 * Round 3: every memslot moved to the gpa of its mirror image, two
+	 * at a time through a free gpa, so that memslots[] is reordered
+	 * while every hva stays.
+	 */
+	for (k = 0; k < N / 2; k++) {
+		unsigned int m = N - 1 - k;
+		uint64_t gk = gpa[k], gm = gpa[m], spare = SLOT_GPA + N * PAGE;
+
+		set_small(k, pos[k], spare);
+		set_small(m, pos[m], gk);
+		set_small(k, pos[k], gm);
+	}
+	fails += punch_round(3);
+
+	if (fails) {
+		printf(PROG ": FAIL %u case(s)\n", fails);
+		return 1;
+	}
+	printf(PROG ": PASS %u memslots and an alias, 3 rounds: every punch took mmu_lock "
+	       "exactly when it overlapped a memslot, and the guest read what it must\n", N);
+	return 0;
+}
