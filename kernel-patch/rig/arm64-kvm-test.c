@@ -26,7 +26,16 @@
  *       "elided" but not "locked" and the in-slot calls raised "locked",
  *       seen = locked + elided over each batch, and the gauges
  *       mn_invalidate_active and mmu_notifier_count, where they exist,
- *       are back at zero.
+ *       are back at zero;
+ *   (e) change_pte racing with memslot deletion (patch 20): a thread forks
+ *       and writes every page of a third memslot's two alternative
+ *       backings while the child still shares them (a copy-on-write, and
+ *       so a change_pte, per page), while another deletes that memslot
+ *       and creates it again on the other backing, over and over.  The
+ *       instrumentation's counters must show that change_pte met the
+ *       memslot while it was being deleted, and that arm64's set_spte
+ *       handler, which installs a stage-2 leaf wherever it is asked to,
+ *       was never called for it.
  * One line per check; exit 0 only when none failed (a check that cannot
  * run because the counters are absent says SKIP and does not fail).
  */
@@ -35,6 +44,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/kvm.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,6 +54,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TAG "arm64-kvm-test: "
@@ -53,6 +66,10 @@
 /* Guest-physical layout: far apart, so no slot is contiguous with another. */
 #define SLOT0_GPA 0x80000000ULL
 #define SLOT1_GPA 0x80200000ULL
+#define COW_GPA 0x80400000ULL	/* check (e)'s memslot */
+#define COW_SLOT NSLOTS
+#define COW_PAGES 256	/* per backing: long copy-on-write bursts */
+#define COW_SECONDS 60		/* check (e) runs this long */
 #define MMIO_GPA 0x10000000ULL	/* no memslot there: accesses exit */
 #define CODE_PAGE 0		/* slot 0, page 0 holds the code: never zapped */
 
@@ -277,6 +294,166 @@ static int zap(const struct range *r, int n)
 	return n;
 }
 
+/*
+ * (e): the thread that makes change_pte notifications.  Each round forks
+ * a child that only waits to be killed, writes one byte of every page of
+ * both backings while the child shares them (each write copies the page:
+ * an invalidate_range_start, change_pte, invalidate_range_end sequence on
+ * this process), then kills and reaps the child.
+ */
+static unsigned char *cow[2];
+static volatile int cow_stop;
+static unsigned long cow_rounds;
+static int cow_errno;
+
+static void *cow_storm(void *arg)
+{
+	(void)arg;
+	while (!cow_stop) {
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			cow_errno = errno;
+			break;
+		}
+		if (pid == 0)
+			for (;;)
+				pause();
+		for (int b = 0; b < 2; b++)
+			for (long p = 0; p < COW_PAGES; p++)
+				cow[b][p * page + 8]++;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		cow_rounds++;
+	}
+	return NULL;
+}
+
+static int cow_vm;
+static volatile int slot_stop;
+static unsigned long slot_deletes;
+static int slot_errno;
+
+static int cow_slot(int vm, int b, uint64_t size)
+{
+	struct kvm_userspace_memory_region mr = {
+		.slot = COW_SLOT,
+		.guest_phys_addr = COW_GPA,
+		.memory_size = size,
+		.userspace_addr = (uint64_t)(uintptr_t)cow[b],
+	};
+
+	return ioctl(vm, KVM_SET_USER_MEMORY_REGION, &mr);
+}
+
+/* (e): deletes the memslot and creates it again, on the other backing. */
+static void *slot_churn(void *arg)
+{
+	int b = 0;
+
+	(void)arg;
+	while (!slot_stop) {
+		if (cow_slot(cow_vm, b, 0) < 0) {
+			slot_errno = errno;
+			break;
+		}
+		slot_deletes++;
+		b = !b;
+		if (cow_slot(cow_vm, b, COW_PAGES * page) < 0) {
+			slot_errno = errno;
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* A counter of the instrumentation, or -1 if this kernel has none. */
+static int64_t read_counter(const char *name)
+{
+	char path[192], buf[32];
+	ssize_t len;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", counter_dir, name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[len > 0 ? len : 0] = 0;
+	return len > 0 ? (int64_t)strtoull(buf, NULL, 10) : -1;
+}
+
+/*
+ * Check (e), as mn-cpte-invalid does it on x86: one thread deletes the
+ * memslot and creates it again as fast as it can, alternately on two
+ * backings, while cow_storm() makes change_pte calls on both.  The
+ * instrumentation counts the change_pte walks that meet the memslot while
+ * a deletion has it marked invalid (mn_change_pte_invalid_seen: the race
+ * happened) and the calls of arm64's kvm_set_spte_gfn() for such a
+ * memslot (mn_change_pte_invalid_reached: a stage-2 leaf was installed
+ * into it, which patch 20 prevents).  Runs until reached rises, seen
+ * reaches 20, or COW_SECONDS pass, polling the counters every 100 ms.
+ * Passes with seen > 0 and reached == 0.  Returns 1 if it failed.
+ */
+static int check_cpte(int vm)
+{
+	int64_t seen0, reached0, seen = 0, reached = 0;
+	struct timespec t0, t, nap = { 0, 100 * 1000 * 1000 };
+	pthread_t storm, churn;
+	int ok;
+
+	for (int i = 0; i < 2; i++) {
+		cow[i] = mmap(NULL, COW_PAGES * page, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (cow[i] == MAP_FAILED)
+			die("mmap");
+		madvise(cow[i], COW_PAGES * page, MADV_NOHUGEPAGE);
+		memset(cow[i], 0x3c + i, COW_PAGES * page);
+	}
+	seen0 = read_counter("mn_change_pte_invalid_seen");
+	reached0 = read_counter("mn_change_pte_invalid_reached");
+	if (seen0 < 0 || reached0 < 0) {
+		printf(TAG "(e) SKIP: no mn_change_pte_invalid_{seen,reached} counters in %s\n",
+		       counter_dir);
+		return 0;
+	}
+	cow_vm = vm;
+	if (cow_slot(vm, 0, COW_PAGES * page) < 0)
+		die("KVM_SET_USER_MEMORY_REGION (e)");
+	errno = pthread_create(&storm, NULL, cow_storm, NULL);
+	if (!errno)
+		errno = pthread_create(&churn, NULL, slot_churn, NULL);
+	if (errno)
+		die("pthread_create");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		nanosleep(&nap, NULL);	/* a poll with a deadline: the counters send no signal */
+		seen = read_counter("mn_change_pte_invalid_seen") - seen0;
+		reached = read_counter("mn_change_pte_invalid_reached") - reached0;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while (t.tv_sec - t0.tv_sec < COW_SECONDS && !reached && seen < 20 && !cow_errno &&
+		 !slot_errno);
+	cow_stop = slot_stop = 1;
+	pthread_join(storm, NULL);
+	pthread_join(churn, NULL);
+	if (cow_errno) {
+		errno = cow_errno;
+		die("fork (e)");
+	}
+	if (slot_errno) {
+		errno = slot_errno;
+		die("KVM_SET_USER_MEMORY_REGION (e)");
+	}
+	ok = seen > 0 && reached == 0;
+	printf(TAG "(e) %s: in %ld s, %lu memslot deletions while %lu fork-and-write rounds made %lu "
+	       "change_pte calls: change_pte met the memslot being deleted %" PRId64 " times "
+	       "(want > 0), arm64's set_spte handler was called for it %" PRId64 " times (want 0)\n",
+	       ok ? "PASS" : "FAIL", (long)(t.tv_sec - t0.tv_sec), slot_deletes, cow_rounds,
+	       cow_rounds * 2 * COW_PAGES, seen, reached);
+	return !ok;
+}
+
 int main(void)
 {
 	uint64_t before[3], after[3], decoy_delta[3] = { 0 }, slot_delta[3] = { 0 };
@@ -478,6 +655,9 @@ int main(void)
 			}
 		}
 	}
+	/* (e) */
+	failures += check_cpte(vm);
+
 	printf(TAG "%s: %d check(s) failed, %lu MMIO exits\n", failures ? "FAIL" : "PASS",
 	       failures, mmio_exits);
 	return failures ? 1 : 0;

@@ -27,6 +27,13 @@
  * deleted and created again at another position and gpa; after every
  * small memslot was moved to another gpa (the hva stays, memslots[] is
  * reordered).  Needs the instrumented kernel's counters (debugfs).
+ *
+ * Each punched page is first spliced into a pipe, which holds a reference
+ * on it until the VM is gone: a walker that misses a memslot leaves a
+ * stale SPTE behind, and without the reference it would point at a freed
+ * page, which corrupts the host once KVM zaps it (on a kernel where this
+ * test fails, that ended the boot).  The guest still reads the old page
+ * through the stale SPTE, which is what the test looks for.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,6 +46,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define PROG "mn-hva"
@@ -63,6 +71,7 @@ static const uint8_t guest_code[] = {
 };
 
 static int memfd, vm, vcpu, cdir;
+static int hold[ROUNDS + 1][2];	/* per round, a pipe holding the punched pages */
 static char cpath[64];
 static struct kvm_run *run;
 static uint8_t *region;
@@ -156,10 +165,15 @@ static bool punch_case(unsigned int round, const char *what, unsigned long page)
 {
 	bool hits = page < ALIAS_PAGES, ok;
 	uint64_t s, l, ds, dl;
+	struct iovec iov;
 	unsigned int k;
 
 	for (k = 0; k < N; k++)
 		hits |= 2ul * pos[k] == page;
+	iov.iov_base = region + page * PAGE;
+	iov.iov_len = PAGE;
+	if (vmsplice(hold[round][1], &iov, 1, 0) != (ssize_t)PAGE)
+		die("vmsplice: %s", strerror(errno));
 	s = counter("mn_invalidate_seen");
 	l = counter("mn_invalidate_locked");
 	if (fallocate(memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(page * PAGE),
@@ -234,6 +248,13 @@ int main(void)
 	    mn_set_slot(vm, ALIAS_SLOT, ALIAS_GPA, ALIAS_PAGES * PAGE, region))
 		die("KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
 	vcpu = mn_create_vcpu32(kvm, vm, &run, &run_size);
+	/*
+	 * After the VM's file descriptors, so that an exit closes them first
+	 * and the VM is gone before the pages are let go.
+	 */
+	for (k = 1; k <= ROUNDS; k++)
+		if (pipe(hold[k]) || fcntl(hold[k][1], F_SETPIPE_SZ, (int)(REGION_PAGES * PAGE)) < 0)
+			die("pipe: %s", strerror(errno));
 
 	/* Round 1: gfn order k, hva order (37k + 5) mod N. */
 	for (k = 0; k < N; k++)
@@ -263,6 +284,14 @@ int main(void)
 	}
 	fails += punch_round(3);
 
+	/* The VM first, then the pages it might still map. */
+	munmap(run, run_size);
+	close(vcpu);
+	close(vm);
+	for (k = 1; k <= ROUNDS; k++) {
+		close(hold[k][0]);
+		close(hold[k][1]);
+	}
 	if (fails) {
 		printf(PROG ": FAIL %u case(s)\n", fails);
 		return 1;

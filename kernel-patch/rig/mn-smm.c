@@ -19,8 +19,11 @@
  *   A to B        locks once
  * and afterwards each mode must read 0 from every punched page and the
  * pattern from every other: a page of B that still read the pattern would
- * be a stale SMM mapping of freed memory.  Needs the instrumented kernel's
- * counters (debugfs).
+ * be a stale SMM mapping of the punched page.  The punched pages are first
+ * spliced into a pipe that holds them until the VM is gone, so that such a
+ * stale SPTE never points at freed memory (which corrupts the host once
+ * KVM zaps it) on a kernel where this test fails.  Needs the instrumented
+ * kernel's counters (debugfs).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,6 +31,7 @@
 #include <linux/kvm.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,7 +144,7 @@ int main(void)
 	uint8_t *region, *text, *smram;
 	unsigned int i, fails = 0;
 	size_t run_size;
-	int memfd, r;
+	int memfd, r, hold[2];
 
 	vm = mn_create_vm(&kvm, cpath, sizeof(cpath), &cdir);
 	if (cdir < 0)
@@ -165,9 +169,13 @@ int main(void)
 	    mn_set_slot(vm, SMM_AS | 1, SMBASE, SMRAM_SIZE, smram))
 		die("KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
 	vcpu = mn_create_vcpu32(kvm, vm, &run, &run_size);
+	/* After the VM's file descriptors: an exit closes them first. */
+	if (pipe(hold) || fcntl(hold[1], F_SETPIPE_SZ, (int)(REGION / PAGE * PAGE)) < 0)
+		die("pipe: %s", strerror(errno));
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		uint64_t s, l, ds, dl;
+		struct iovec iov;
 		unsigned long p;
 		bool ok;
 
@@ -176,6 +184,10 @@ int main(void)
 		for (p = 0; p < SLOT_PAGES; p++)
 			if (read_normal(p) != 0xa5 || read_smm(p) != 0xa5)
 				die("%s: page %lu does not read the host's pattern", cases[i].name, p);
+		iov.iov_base = region + cases[i].first * PAGE;
+		iov.iov_len = cases[i].pages * PAGE;
+		if (vmsplice(hold[1], &iov, 1, 0) != (ssize_t)iov.iov_len)
+			die("vmsplice: %s", strerror(errno));
 		s = counter("mn_invalidate_seen");
 		l = counter("mn_invalidate_locked");
 		if (fallocate(memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
@@ -204,6 +216,12 @@ int main(void)
 		       cases[i].lock);
 		fails += !ok;
 	}
+	/* The VM first, then the pages it might still map. */
+	munmap(run, run_size);
+	close(vcpu);
+	close(vm);
+	close(hold[0]);
+	close(hold[1]);
 	if (fails) {
 		printf(PROG ": FAIL %u case(s)\n", fails);
 		return 1;

@@ -4,7 +4,10 @@
 # (or, with "stock", without it), boot it in qemu-system-aarch64 -M virt
 # with virtualization=on (TCG, so KVM in the guest runs at an emulated EL2)
 # and run rig/arm64-kvm-test.c there against the guest's /dev/kvm.
-# Usage: arm64-run.sh [patched|stock]
+# Usage: arm64-run.sh [patched|stock|negative]
+# "negative" is the negative control of the test's check (e): the series
+# with negative/mn-cpte-invalid.patch (patch 20's check taken out), on
+# which check (e) must fail; the run passes when it does.
 #
 # Everything lives under $KVMSTALL_CACHE/arm64/ (a copy of the base tree, an
 # O= build directory, a private apt setup for arm64 busybox); the shared
@@ -17,10 +20,10 @@ set -eu
 
 mode=${1:-patched}
 case $mode in
-patched | stock) ;;
-*) die "usage: arm64-run.sh [patched|stock] (got '$mode')" ;;
+patched | stock | negative) ;;
+*) die "usage: arm64-run.sh [patched|stock|negative] (got '$mode')" ;;
 esac
-[ $# -le 1 ] || die "usage: arm64-run.sh [patched|stock] (one argument at most)"
+[ $# -le 1 ] || die "usage: arm64-run.sh [patched|stock|negative] (one argument at most)"
 limit=${KVMSTALL_ARM64_TIMEOUT:-900}
 case $limit in
 '' | *[!0-9]*) die "KVMSTALL_ARM64_TIMEOUT must be a number of seconds (got '$limit')" ;;
@@ -62,10 +65,12 @@ fi
 # files keep their timestamps, so make does not rebuild for them).
 applied="$tree/.kvmstall-applied"
 wanted=""
-if [ "$mode" = patched ]; then
+if [ "$mode" != stock ]; then
 	[ -f "$KP_DIR/series" ] || die "no series file at $KP_DIR/series"
 	wanted=$(grep -v '^[[:space:]]*\(#\|$\)' "$KP_DIR/series" || true)
 	[ -n "$wanted" ] || log "the series lists no patches: building the base"
+	# Negative controls apply to the series alone, before the instrumentation.
+	[ "$mode" != negative ] || wanted="$wanted negative/mn-cpte-invalid.patch"
 	# The counters the test reads come from the instrumentation, which is
 	# not part of the series (see instrument/).
 	wanted="$wanted instrument/0001-instrument-common.patch instrument/0002-instrument-patched-hooks.patch"
@@ -159,7 +164,7 @@ image="$out/arch/arm64/boot/Image"
 
 # The test program: static, so the initramfs needs no C library.
 test_bin="$A/arm64-kvm-test"
-"${cross}gcc" -static -O2 -Wall -Wextra -o "$test_bin" "$KP_DIR/rig/arm64-kvm-test.c" ||
+"${cross}gcc" -static -O2 -Wall -Wextra -pthread -o "$test_bin" "$KP_DIR/rig/arm64-kvm-test.c" ||
 	die "cannot build rig/arm64-kvm-test.c for arm64"
 
 # busybox for arm64, from Debian bookworm through a private apt setup: the
@@ -283,6 +288,16 @@ if grep -qE "$splat" "$c"; then
 	echo "the guest kernel printed a splat:"
 	grep -E "$splat" "$c" | head -n 10 | sed 's/^/    /'
 	status=1
+fi
+if [ "$mode" = negative ]; then
+	# The control passes when check (e), and only a test failure, says so.
+	if grep -q '^arm64-kvm-test: (e) FAIL' "$c" && ! grep -qE "$splat" "$c"; then
+		echo "negative control: check (e) failed without patch 20's check, as it must"
+		status=0
+	else
+		echo "negative control: check (e) did NOT fail without patch 20's check"
+		status=1
+	fi
 fi
 [ $status = 0 ] && verdict=PASS || verdict=FAIL
 echo "arm64-run: $verdict (guest ran $run_s s)"

@@ -38,6 +38,7 @@ gcc -O2 -Wall -static -o "$root/bin/mn-two-vms" "$KP_DIR/rig/mn-two-vms.c"
 gcc -O2 -Wall -static -o "$root/bin/mn-smm" "$KP_DIR/rig/mn-smm.c"
 gcc -O2 -Wall -static -pthread -o "$root/bin/mn-destroy" "$KP_DIR/rig/mn-destroy.c"
 gcc -O2 -Wall -static -o "$root/bin/mn-hva" "$KP_DIR/rig/mn-hva.c"
+gcc -O2 -Wall -static -pthread -o "$root/bin/mn-oom" "$KP_DIR/rig/mn-oom.c"
 if [ -d "$selftests" ]; then
 	find "$selftests" -maxdepth 2 -type f -perm -u+x -exec cp {} "$root/selftests/" \;
 	# The selftests are dynamically linked: bring the C library along.

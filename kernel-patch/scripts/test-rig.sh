@@ -54,7 +54,7 @@ else
 	sed 's/^/#   /' "$tmp/run.out" | tail -n 10
 	fails=$((fails + 1))
 fi
-# 3 to 10. Negative controls, in one variant of the series: each patch in
+# 3 to 11. Negative controls, in one variant of the series: each patch in
 # negative/ breaks exactly what one rig test guards, and that test must then
 # fail, saying why.  mn-cpte-invalid.patch takes patch 20's check out again
 # (change_pte must then reach the set_spte handler for a memslot being
@@ -67,18 +67,21 @@ fi
 # the SMM address space (test 7); mn-destroy.patch asserts in
 # kvm_destroy_vm() that no invalidation is in flight (test 8); mn-hva.patch
 # makes the index by hva forget the running maximum of the memslots' ends,
-# so the walker misses a memslot that aliases over others (test 9).  The
+# so the walker misses a memslot that aliases over others (test 9);
+# mn-oom.patch lets invalidate_range_start reschedule, which the OOM
+# reaper's non-blockable invalidations must not (test 10).  The
 # variant is cached under its own series hash, next to the real one.
 cp -a "$KP_DIR" "$tmp/kp3"
 for n in mn-cpte-invalid trace-formats mn-tlbs-dirty clear-young clear-flush-young mn-smm \
-	mn-destroy mn-hva; do
+	mn-destroy mn-hva mn-oom; do
 	cp "$KP_DIR/negative/$n.patch" "$tmp/kp3/0099-negative-$n.patch"
 	echo "0099-negative-$n.patch" >> "$tmp/kp3/series"
 done
 if kdir3=$("$tmp/kp3/scripts/build-kernel.sh" debug 2> "$tmp/build3.err"); then
 	{
 		printf '%s\n' 'mn-cpte-invalid 300 mn-cpte-invalid --require-counters 120' \
-			'trace-formats 60 trace-formats' 'mn-smm 300 mn-smm' 'mn-hva 300 mn-hva'
+			'trace-formats 60 trace-formats' 'mn-smm 300 mn-smm' 'mn-hva 300 mn-hva' \
+			'mn-oom 300 mn-oom'
 		grep -E '^kvmstall-(age|reclaim-young) ' "$KP_DIR/rig/jobs-check.txt"
 		# Last: its WARNs are what test 8 wants to see.
 		echo 'mn-destroy 300 mn-destroy 120'
@@ -149,14 +152,24 @@ if kdir3=$("$tmp/kp3/scripts/build-kernel.sh" debug 2> "$tmp/build3.err"); then
 		grep 'mn-hva' "$tmp/res3/console.txt" 2> /dev/null | sed 's/^/#   /' | tail -n 10
 		fails=$((fails + 1))
 	fi
+	# The reaper's non-blockable invalidation reaches a range_start that may sleep.
+	if grep -q 'BUG: sleeping function called from invalid context' "$tmp/res3/console.txt" 2> /dev/null &&
+		grep -q 'non_block: [1-9][0-9]*, pid: [0-9]*, name: oom_reaper' "$tmp/res3/console.txt" &&
+		grep -q '^mn-oom: PASS the OOM reaper reaped' "$tmp/res3/console.txt"; then
+		echo "ok 10 - mn-oom makes the OOM reaper's invalidation reach KVM, where it must not sleep: $(grep -o 'non_block: [0-9]*, pid: [0-9]*, name: oom_reaper' "$tmp/res3/console.txt" | head -n 1)"
+	else
+		echo "not ok 10 - mn-oom makes the OOM reaper's invalidation reach KVM, where it must not sleep:"
+		grep 'mn-oom\|non_block\|sleeping function' "$tmp/res3/console.txt" 2> /dev/null | sed 's/^/#   /' | tail -n 10
+		fails=$((fails + 1))
+	fi
 	printf '%s\n' 'mn-tlbs-dirty 300 mn-tlbs-dirty 20' > "$tmp/jobs5"
 	"$KP_DIR/scripts/make-initramfs.sh" "$kdir3" "$vmm" /nonexistent "$tmp/jobs5" "$tmp/initrd5.gz"
 	"$KP_DIR/scripts/run-rig.sh" "$kdir3/bzImage" "$tmp/initrd5.gz" "$tmp/res5" kvm_amd.npt=0 > "$tmp/run5.out" 2>&1
 	if grep -q '^@@kvmstall END mn-tlbs-dirty rc=1 ' "$tmp/res5/results.txt" 2> /dev/null &&
 		grep -q 'FAIL round [0-9]*: a punch inside memslot D' "$tmp/res5/console.txt"; then
-		echo "ok 10 - mn-tlbs-dirty fails without patch 4's flush: $(grep -o 'FAIL round [0-9]*: a punch inside.*' "$tmp/res5/console.txt" | head -n 1 | cut -c1-120)"
+		echo "ok 11 - mn-tlbs-dirty fails without patch 4's flush: $(grep -o 'FAIL round [0-9]*: a punch inside.*' "$tmp/res5/console.txt" | head -n 1 | cut -c1-120)"
 	else
-		echo "not ok 10 - mn-tlbs-dirty fails without patch 4's flush:"
+		echo "not ok 11 - mn-tlbs-dirty fails without patch 4's flush:"
 		grep 'mn-tlbs-dirty' "$tmp/res5/console.txt" 2> /dev/null | sed 's/^/#   /' | tail -n 10
 		tail -n 5 "$tmp/run5.out" | sed 's/^/#   /'
 		fails=$((fails + 1))
@@ -164,10 +177,10 @@ if kdir3=$("$tmp/kp3/scripts/build-kernel.sh" debug 2> "$tmp/build3.err"); then
 else
 	echo "not ok 3 - the negative controls do not build:"
 	tail -n 5 "$tmp/build3.err" | sed 's/^/#   /'
-	fails=$((fails + 8))
+	fails=$((fails + 9))
 fi
 
-# 11. mn-race on a variant whose memslot updates do not wait for in-flight
+# 12. mn-race on a variant whose memslot updates do not wait for in-flight
 # invalidations (negative/mn-race.patch; its own variant, because the
 # count it unbalances would also stop mn-cpte-invalid): a memslot created
 # between range_start and range_end sends mmu_notifier_count negative (a
@@ -182,19 +195,19 @@ if kdir4=$("$tmp/kp4/scripts/build-kernel.sh" debug 2> "$tmp/build4.err"); then
 	"$KP_DIR/scripts/run-rig.sh" "$kdir4/bzImage" "$tmp/initrd4.gz" "$tmp/res4" > "$tmp/run4.out" 2>&1
 	why=$(grep -o 'kernel BUG at [^ ]*virt/kvm/kvm_main.c:[0-9]*\|mn-race: FAIL STALL.*' "$tmp/res4/console.txt" 2> /dev/null | head -n 1 | cut -c1-100)
 	if [ -n "$why" ] && ! grep -q '^@@kvmstall END mn-race rc=0 ' "$tmp/res4/results.txt" 2> /dev/null; then
-		echo "ok 11 - mn-race fails when memslot updates do not wait for invalidations: $why"
+		echo "ok 12 - mn-race fails when memslot updates do not wait for invalidations: $why"
 	else
-		echo "not ok 11 - mn-race fails when memslot updates do not wait for invalidations:"
+		echo "not ok 12 - mn-race fails when memslot updates do not wait for invalidations:"
 		grep 'mn-race\|BUG' "$tmp/res4/console.txt" 2> /dev/null | sed 's/^/#   /' | tail -n 10
 		fails=$((fails + 1))
 	fi
 else
-	echo "not ok 11 - the mn-race negative control does not build:"
+	echo "not ok 12 - the mn-race negative control does not build:"
 	tail -n 5 "$tmp/build4.err" | sed 's/^/#   /'
 	fails=$((fails + 1))
 fi
 
-# 12 and 13. mn-bounds and mn-two-vms on the stock kernel (instrumented), which
+# 13 and 14. mn-bounds and mn-two-vms on the stock kernel (instrumented), which
 # takes mmu_lock for every invalidation: both must fail, on the ranges that
 # the series elides.
 printf '%s\n' 'mn-bounds 300 mn-bounds --require-counters --require-hugetlb' \
@@ -203,20 +216,20 @@ printf '%s\n' 'mn-bounds 300 mn-bounds --require-counters --require-hugetlb' \
 "$KP_DIR/scripts/run-rig.sh" "$CACHE/kernels/debug/stock/bzImage" "$tmp/initrd8.gz" "$tmp/res8" > "$tmp/run8.out" 2>&1
 if grep -q '^@@kvmstall END mn-bounds rc=1 ' "$tmp/res8/results.txt" 2> /dev/null &&
 	grep -q 'mn-bounds: shmem-4K   end-at-A-start  FAIL' "$tmp/res8/console.txt"; then
-	echo "ok 12 - mn-bounds fails on stock: $(grep -o 'mn-bounds: shmem-4K   end-at-A-start  FAIL.*' "$tmp/res8/console.txt" | head -n 1 | cut -c1-110)"
+	echo "ok 13 - mn-bounds fails on stock: $(grep -o 'mn-bounds: shmem-4K   end-at-A-start  FAIL.*' "$tmp/res8/console.txt" | head -n 1 | cut -c1-110)"
 else
-	echo "not ok 12 - mn-bounds fails on stock:"
+	echo "not ok 13 - mn-bounds fails on stock:"
 	grep 'mn-bounds' "$tmp/res8/console.txt" 2> /dev/null | sed 's/^/#   /' | tail -n 5
 	fails=$((fails + 1))
 fi
 if grep -q '^@@kvmstall END mn-two-vms rc=1 ' "$tmp/res8/results.txt" 2> /dev/null &&
 	grep -q 'mn-two-vms: in-A         FAIL' "$tmp/res8/console.txt"; then
-	echo "ok 13 - mn-two-vms fails on stock: $(grep -o 'mn-two-vms: in-A         FAIL.*' "$tmp/res8/console.txt" | head -n 1 | cut -c1-110)"
+	echo "ok 14 - mn-two-vms fails on stock: $(grep -o 'mn-two-vms: in-A         FAIL.*' "$tmp/res8/console.txt" | head -n 1 | cut -c1-110)"
 else
-	echo "not ok 13 - mn-two-vms fails on stock:"
+	echo "not ok 14 - mn-two-vms fails on stock:"
 	grep 'mn-two-vms' "$tmp/res8/console.txt" 2> /dev/null | sed 's/^/#   /' | tail -n 5
 	fails=$((fails + 1))
 fi
 
-echo "$((13 - fails)) passed, $fails failed"
+echo "$((14 - fails)) passed, $fails failed"
 [ $fails -eq 0 ]
