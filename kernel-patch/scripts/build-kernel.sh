@@ -81,11 +81,15 @@ kmake() { # kmake LOGNAME TARGETS...: build with a progress line every minute
 	t0=$(date +%s)
 	make -C "$tree" O="$out" CC="$cc" -j"$jobs" "$@" > "$logf" 2>&1 &
 	pid=$!
+	said=$t0
+	# A check every 2 s, so that a short incremental build is not padded to
+	# a minute; a progress line every minute.
 	while kill -0 $pid 2> /dev/null; do
-		sleep 60 &
-		wait $! || true
-		kill -0 $pid 2> /dev/null &&
-			log "$config $name: $(($(date +%s) - t0)) s, $(grep -c '^  \(CC\|LD\|AR\)' "$logf") steps, last: $(tail -n1 "$logf" | cut -c1-60)"
+		sleep 2
+		if [ $(($(date +%s) - said)) -ge 60 ] && kill -0 $pid 2> /dev/null; then
+			said=$(date +%s)
+			log "$config $name: $((said - t0)) s, $(grep -c '^  \(CC\|LD\|AR\)' "$logf") steps, last: $(tail -n1 "$logf" | cut -c1-60)"
+		fi
 	done
 	wait $pid || { tail -n 30 "$logf" >&2; die "$config $name failed; full log: $logf"; }
 	log "$config $name: done in $(($(date +%s) - t0)) s"
