@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * mn-hva: the MMU-notifier walker finds memslots through an index by hva
- * (patch 21: indices sorted by userspace_addr, searched by bisection, and
- * for each position the highest hva end up to it).  This checks that it
- * finds exactly the memslots a range overlaps when hva order and gfn order
- * differ, when memslots alias each other's host memory, and after the
- * index was rebuilt by deletions, creations and moves.
+ * (patch 21: memslot ids sorted by userspace_addr, searched by bisection,
+ * and for each position the highest hva end up to it).  This checks that
+ * it finds exactly the memslots a range overlaps when hva order and gfn
+ * order differ, when memslots alias each other's host memory, and after
+ * the index was updated by deletions, creations and moves.
  *
  * One shmem memfd of 2 * N pages: position j is a page at 2j that one
  * small memslot maps, followed by a gap page at 2j + 1 that none of the
