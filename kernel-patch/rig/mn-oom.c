@@ -18,10 +18,16 @@
  *     (a read holds a reference on the mm's users while it runs), so that
  *     exit_mmap(), which releases the notifiers, waits for the reaper.
  *     5.10.223 queues the reaper 2 s after the kill (OOM_REAPER_DELAY), so
- *     one read has to outlast that: the parent times a read of 64 MiB of
- *     never-touched memory first, then reads enough of it in one call to
- *     take at least HOLD_SECONDS, into a buffer whose pages all alias the
- *     same 64 MiB.
+ *     one read has to outlast that: the parent times a read of 64 MiB
+ *     first, then reads enough in one call to take at least HOLD_SECONDS.
+ *     What it reads is a shared mapping, in the child, of a 64 MiB memfd
+ *     that the parent filled (so charged to the parent), mapped again and
+ *     again: the reaper skips shared mappings, and faults on them still
+ *     work once it has marked the mm unstable, so the read is not cut
+ *     short (a read of the child's anonymous memory stopped as soon as the
+ *     reaper ran, exit_mmap() then released the notifiers in the middle
+ *     of the reaper's invalidations, and KVM saw a range_start without
+ *     its range_end).  The parent's buffer maps the same memfd.
  * Passes when the kernel log says the OOM reaper reaped the child, the VM's
  * counters say that invalidations reached KVM after the child was killed
  * and took mmu_lock (the memslot was hit), nothing is left in flight, and
@@ -54,10 +60,10 @@
 #define SLOT_BYTES	(8ul << 20)	/* the memslot, mapped by the guest */
 #define CHUNK		(64ul << 20)	/* the parent's buffer, and the calibration read */
 #define HOLD_MAX	(128ul * CHUNK)	/* 8 GiB of the child's address space */
-#define HOLD_SECONDS	8
+#define HOLD_SECONDS	6
 #define CODE_GPA	0x01000000u
 #define CG		"/sys/fs/cgroup/mn-oom"
-#define CG_LIMIT	"48M"
+#define CG_LIMIT_MB	48ul
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -76,7 +82,7 @@ static const uint8_t guest_code[] = {
 /* What the child tells the parent once its VM is ready. */
 struct ready {
 	int vm_fd;
-	uintptr_t hold;		/* HOLD_MAX of the child's address space, never touched */
+	uintptr_t hold;		/* HOLD_MAX of the child's address space: aliases of buf_fd */
 	char cpath[64];
 };
 
@@ -89,9 +95,49 @@ static void write_file(const char *path, const char *val)
 	close(fd);
 }
 
+/* The parent's memfd of CHUNK bytes, filled before the child exists. */
+static int buf_fd;
+
+/*
+ * HOLD_MAX bytes whose every CHUNK maps buf_fd, shared: a read of
+ * gigabytes costs CHUNK of memory.
+ */
+static uint8_t *alias_map(int prot)
+{
+	uint8_t *m;
+	size_t o;
+
+	m = mmap(NULL, HOLD_MAX, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		die("mmap: %s", strerror(errno));
+	for (o = 0; o < HOLD_MAX; o += CHUNK)
+		if (mmap(m + o, CHUNK, prot, MAP_SHARED | MAP_FIXED, buf_fd, 0) == MAP_FAILED)
+			die("mmap: %s", strerror(errno));
+	return m;
+}
+
+/* The cgroup's memory.current, in bytes. */
+static unsigned long cgroup_usage(void)
+{
+	char buf[32];
+	ssize_t n;
+	int fd;
+
+	fd = open(CG "/memory.current", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die(CG "/memory.current: %s", strerror(errno));
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		die(CG "/memory.current: %s", n < 0 ? strerror(errno) : "empty");
+	buf[n] = '\0';
+	return strtoul(buf, NULL, 10);
+}
+
 /* The child: the VMM that the memory controller kills. */
 static void vmm(int ready_fd, int go_fd)
 {
+	const unsigned long limit = CG_LIMIT_MB << 20;
 	struct kvm_run *run;
 	struct ready r;
 	size_t run_size;
@@ -110,8 +156,8 @@ static void vmm(int ready_fd, int go_fd)
 		die("no MMU-notifier counters in %s: needs the instrumented kernel", r.cpath);
 	slot = mmap(NULL, SLOT_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	code = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	hold = mmap(NULL, HOLD_MAX, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (slot == MAP_FAILED || code == MAP_FAILED || hold == MAP_FAILED)
+	hold = alias_map(PROT_READ);
+	if (slot == MAP_FAILED || code == MAP_FAILED)
 		die("mmap: %s", strerror(errno));
 	memset(slot, 0xa5, SLOT_BYTES);
 	memcpy(code, guest_code, sizeof(guest_code));
@@ -135,6 +181,19 @@ static void vmm(int ready_fd, int go_fd)
 		}
 		if (*((uint8_t *)run + run->io.data_offset) != 0xa5)
 			die("the guest does not read the host's pattern at page %lu", p);
+	}
+	/*
+	 * Fill memory up to a few MiB below the limit now, so that the kill
+	 * comes right after "go", well inside the parent's holding read:
+	 * reclaim and a slow machine could otherwise make it come late.
+	 */
+	while (cgroup_usage() + (4ul << 20) < limit) {
+		uint8_t *m = mmap(NULL, 1ul << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+				  -1, 0);
+
+		if (m == MAP_FAILED)
+			die("mmap while filling memory: %s", strerror(errno));
+		memset(m, 0x5a, 1ul << 20);
 	}
 	r.hold = (uintptr_t)hold;
 	if (write(ready_fd, &r, sizeof(r)) != sizeof(r))
@@ -162,6 +221,9 @@ static uintptr_t hold_at;
 static size_t hold_len;
 static ssize_t hold_got;
 static uint8_t *buf;
+static double read_end;
+
+static double now(void);
 
 static void *holder(void *arg)
 {
@@ -169,6 +231,7 @@ static void *holder(void *arg)
 	if (write(go_fd, "g", 1) != 1)
 		die("pipe: %s", strerror(errno));
 	hold_got = pread(mem_fd, buf, hold_len, (off_t)hold_at);
+	read_end = now();
 	return NULL;
 }
 
@@ -178,28 +241,6 @@ static double now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-/*
- * A buffer of HOLD_MAX bytes whose every CHUNK maps the same memfd, so
- * that a read of gigabytes costs CHUNK of memory.
- */
-static void alias_buffer(void)
-{
-	size_t o;
-	int fd;
-
-	fd = memfd_create("mn-oom-buf", MFD_CLOEXEC);
-	if (fd < 0 || ftruncate(fd, (off_t)CHUNK))
-		die("memfd: %s", strerror(errno));
-	buf = mmap(NULL, HOLD_MAX, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (buf == MAP_FAILED)
-		die("mmap: %s", strerror(errno));
-	for (o = 0; o < HOLD_MAX; o += CHUNK)
-		if (mmap(buf + o, CHUNK, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) ==
-		    MAP_FAILED)
-			die("mmap: %s", strerror(errno));
-	close(fd);
 }
 
 /* Wait up to @secs for a kernel log line containing @needle; true if seen. */
@@ -241,7 +282,7 @@ int main(void)
 	int ready_p[2], go_p[2], kmsg, pidfd, vm_fd, cdir, status;
 	uint64_t seen0, locked0, seen1, locked1, active, count;
 	char path[128], needle[96];
-	double t0, per_chunk;
+	double t0, per_chunk, t_go, t_dead, t_reaped;
 	pthread_t th;
 	struct ready r;
 	bool reaped, ok;
@@ -250,13 +291,18 @@ int main(void)
 	if (mkdir(CG, 0755) && errno != EEXIST)
 		die("mkdir %s: %s (needs cgroup v2 at /sys/fs/cgroup)", CG, strerror(errno));
 	write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
-	write_file(CG "/memory.max", CG_LIMIT);
+	snprintf(path, sizeof(path), "%luM", CG_LIMIT_MB);
+	write_file(CG "/memory.max", path);
 	write_file(CG "/memory.swap.max", "0");
 	write_file("/proc/self/oom_score_adj", "-1000");
 	kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (kmsg < 0 || lseek(kmsg, 0, SEEK_END) < 0)
 		die("/dev/kmsg: %s", strerror(errno));
-	alias_buffer();
+	buf_fd = memfd_create("mn-oom-buf", MFD_CLOEXEC);
+	if (buf_fd < 0 || ftruncate(buf_fd, (off_t)CHUNK))
+		die("memfd: %s", strerror(errno));
+	buf = alias_map(PROT_READ | PROT_WRITE);
+	memset(buf, 0x3c, CHUNK);
 	if (pipe(ready_p) || pipe(go_p))
 		die("setup: %s", strerror(errno));
 
@@ -293,24 +339,32 @@ int main(void)
 	if (pread(mem_fd, buf, CHUNK, (off_t)hold_at) != (ssize_t)CHUNK)
 		die("reading %s: %s", path, strerror(errno));
 	per_chunk = now() - t0;
+	/* Past the chunk just read, whose pages the child now has mapped. */
+	hold_at += CHUNK;
 	hold_len = CHUNK * (size_t)(HOLD_SECONDS / per_chunk + 1);
-	if (hold_len > HOLD_MAX)
-		hold_len = HOLD_MAX;
+	if (hold_len > HOLD_MAX - CHUNK)
+		hold_len = HOLD_MAX - CHUNK;
 	printf(PROG ": reading 64 MiB of the child took %.3f s; the holding read takes %zu MiB "
 	       "(about %.1f s)\n", per_chunk, hold_len >> 20, per_chunk * (double)(hold_len / CHUNK));
 
 	seen0 = counter(cdir, r.cpath, "mn_invalidate_seen");
 	locked0 = counter(cdir, r.cpath, "mn_invalidate_locked");
 	go_fd = go_p[1];
+	t_go = now();
 	if ((errno = pthread_create(&th, NULL, holder, NULL)))
 		die("pthread_create: %s", strerror(errno));
 	if (waitpid(child, &status, 0) != child)
 		die("waitpid: %s", strerror(errno));
 	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
 		die("the VMM child was not killed by the OOM killer (status %#x)", status);
+	t_dead = now();
 	snprintf(needle, sizeof(needle), "oom_reaper: reaped process %d (", child);
 	reaped = kmsg_wait(kmsg, needle, 30);
+	t_reaped = now();
 	pthread_join(th, NULL);
+	printf(PROG ": killed %.1f s after go; reaper's message %.1f s after the kill; the holding "
+	       "read ended %.1f s after the kill\n", t_dead - t_go, t_reaped - t_dead,
+	       read_end - t_dead);
 
 	seen1 = counter(cdir, r.cpath, "mn_invalidate_seen");
 	locked1 = counter(cdir, r.cpath, "mn_invalidate_locked");
