@@ -137,6 +137,44 @@ static inline void mn_set_regs32(int vcpu, uint64_t rip, uint64_t rsi)
 		die("KVM_SET_REGS: %s", strerror(errno));
 }
 
+/*
+ * The guests' reader: reads the byte at gpa esi and reports it with an
+ * OUT to port MN_READ8_PORT, in a loop.  Copies its code to @dst.
+ */
+#define MN_READ8_PORT 0x10
+static inline size_t mn_read8_code(uint8_t *dst)
+{
+	static const uint8_t code[] = {
+		0x8b, 0x06,		/* 0: mov eax, [esi] */
+		0xe6, MN_READ8_PORT,	/* 2: out 0x10, al */
+		0xeb, 0xfa,		/* 4: jmp 0 */
+	};
+
+	memcpy(dst, code, sizeof(code));
+	return sizeof(code);
+}
+
+/*
+ * Run vCPU @vcpu, whose mn_read8_code() is at @code_gpa, until it reads the
+ * byte at gpa @addr; return the byte.
+ */
+static inline uint8_t mn_read8(int vcpu, struct kvm_run *run, uint64_t code_gpa, uint64_t addr)
+{
+	mn_set_regs32(vcpu, code_gpa, addr);
+	for (;;) {
+		if (ioctl(vcpu, KVM_RUN, 0) < 0) {
+			if (errno == EINTR)
+				continue;
+			die("KVM_RUN: %s", strerror(errno));
+		}
+		if (run->exit_reason == KVM_EXIT_IO && run->io.port == MN_READ8_PORT)
+			return *((uint8_t *)run + run->io.data_offset);
+		if (run->exit_reason != KVM_EXIT_INTR)
+			die("unexpected exit reason %u reading gpa %#llx", run->exit_reason,
+			    (unsigned long long)addr);
+	}
+}
+
 /* Create, move, change the flags of or (size 0) delete a memslot of address space 0. */
 static inline int mn_set_slot_flags(int vm, uint32_t slot, uint64_t gpa, uint64_t size,
 				    const void *hva, uint32_t flags)

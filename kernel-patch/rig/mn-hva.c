@@ -63,13 +63,6 @@
 #define CODE_SLOT	(N + 1)
 #define ROUNDS		3
 
-/* Reads the byte at gpa esi and reports it at port 0x10. */
-static const uint8_t guest_code[] = {
-	0x8b, 0x06,		/* 0: mov eax, [esi] */
-	0xe6, 0x10,		/* 2: out 0x10, al */
-	0xeb, 0xfa,		/* 4: jmp 0 */
-};
-
 static int memfd, vm, vcpu, cdir;
 static int hold[ROUNDS + 1][2];	/* per round, a pipe holding the punched pages */
 static char cpath[64];
@@ -80,19 +73,7 @@ static uint64_t gpa[N];		/* and its gpa */
 
 static uint8_t guest_read(uint64_t addr)
 {
-	mn_set_regs32(vcpu, CODE_GPA, addr);
-	for (;;) {
-		if (ioctl(vcpu, KVM_RUN, 0) < 0) {
-			if (errno == EINTR)
-				continue;
-			die("KVM_RUN: %s", strerror(errno));
-		}
-		if (run->exit_reason == KVM_EXIT_IO && run->io.port == 0x10)
-			return *((uint8_t *)run + run->io.data_offset);
-		if (run->exit_reason != KVM_EXIT_INTR)
-			die("unexpected exit reason %u reading gpa %#llx", run->exit_reason,
-			    (unsigned long long)addr);
-	}
+	return mn_read8(vcpu, run, CODE_GPA, addr);
 }
 
 static uint64_t counter(const char *name)
@@ -239,7 +220,7 @@ int main(void)
 	code = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (region == MAP_FAILED || code == MAP_FAILED)
 		die("mmap: %s", strerror(errno));
-	memcpy(code, guest_code, sizeof(guest_code));
+	mn_read8_code(code);
 
 	vm = mn_create_vm(&kvm, cpath, sizeof(cpath), &cdir);
 	if (cdir < 0)

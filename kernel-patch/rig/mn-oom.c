@@ -72,13 +72,6 @@
 #define SYS_pidfd_getfd 438
 #endif
 
-/* Reads the byte at gpa esi and reports it at port 0x10. */
-static const uint8_t guest_code[] = {
-	0x8b, 0x06,		/* 0: mov eax, [esi] */
-	0xe6, 0x10,		/* 2: out 0x10, al */
-	0xeb, 0xfa,		/* 4: jmp 0 */
-};
-
 /* What the child tells the parent once its VM is ready. */
 struct ready {
 	int vm_fd;
@@ -160,26 +153,14 @@ static void vmm(int ready_fd, int go_fd)
 	if (slot == MAP_FAILED || code == MAP_FAILED)
 		die("mmap: %s", strerror(errno));
 	memset(slot, 0xa5, SLOT_BYTES);
-	memcpy(code, guest_code, sizeof(guest_code));
+	mn_read8_code(code);
 	if (mn_set_slot(r.vm_fd, 0, 0, SLOT_BYTES, slot) ||
 	    mn_set_slot(r.vm_fd, 1, CODE_GPA, PAGE, code))
 		die("KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
 	vcpu = mn_create_vcpu32(kvm, r.vm_fd, &run, &run_size);
 	/* The guest maps every page of the memslot, so the reaper's unmap of it has work. */
 	for (p = 0; p < SLOT_BYTES / PAGE; p++) {
-		mn_set_regs32(vcpu, CODE_GPA, p * PAGE);
-		for (;;) {
-			if (ioctl(vcpu, KVM_RUN, 0) < 0) {
-				if (errno == EINTR)
-					continue;
-				die("KVM_RUN: %s", strerror(errno));
-			}
-			if (run->exit_reason == KVM_EXIT_IO && run->io.port == 0x10)
-				break;
-			if (run->exit_reason != KVM_EXIT_INTR)
-				die("unexpected exit reason %u", run->exit_reason);
-		}
-		if (*((uint8_t *)run + run->io.data_offset) != 0xa5)
+		if (mn_read8(vcpu, run, CODE_GPA, p * PAGE) != 0xa5)
 			die("the guest does not read the host's pattern at page %lu", p);
 	}
 	/*

@@ -40,13 +40,6 @@
 #define REGION		(2 * (SLOT_PAGES + GAP_PAGES) * PAGE)
 #define CODE_GPA	0x00100000u
 
-/* Reads the byte at gpa esi and reports it at port 0x10. */
-static const uint8_t guest_code[] = {
-	0x8b, 0x06,		/* 0: mov eax, [esi] */
-	0xe6, 0x10,		/* 2: out 0x10, al */
-	0xeb, 0xfa,		/* 4: jmp 0 */
-};
-
 struct vm {
 	int kvm, fd, vcpu, cdir;
 	char cpath[64];
@@ -63,7 +56,7 @@ static void vm_init(struct vm *v, uint8_t *slot_hva)
 	v->code = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (v->code == MAP_FAILED)
 		die("mmap: %s", strerror(errno));
-	memcpy(v->code, guest_code, sizeof(guest_code));
+	mn_read8_code(v->code);
 	if (mn_set_slot(v->fd, 0, 0, SLOT_PAGES * PAGE, slot_hva) ||
 	    mn_set_slot(v->fd, 1, CODE_GPA, 2 * PAGE, v->code))
 		die("KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
@@ -73,18 +66,7 @@ static void vm_init(struct vm *v, uint8_t *slot_hva)
 /* Run the vCPU until it reads the page at gpa 4 KiB * @page; return the word. */
 static uint8_t vm_read(struct vm *v, unsigned long page)
 {
-	mn_set_regs32(v->vcpu, CODE_GPA, page * PAGE);
-	for (;;) {
-		if (ioctl(v->vcpu, KVM_RUN, 0) < 0) {
-			if (errno == EINTR)
-				continue;
-			die("KVM_RUN: %s", strerror(errno));
-		}
-		if (v->run->exit_reason == KVM_EXIT_IO && v->run->io.port == 0x10)
-			return *((uint8_t *)v->run + v->run->io.data_offset);
-		if (v->run->exit_reason != KVM_EXIT_INTR)
-			die("unexpected exit reason %u", v->run->exit_reason);
-	}
+	return mn_read8(v->vcpu, v->run, CODE_GPA, page * PAGE);
 }
 
 static uint64_t counter(struct vm *v, const char *name)

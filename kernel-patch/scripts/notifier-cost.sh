@@ -36,8 +36,15 @@ done
 # The patch that looks memslots up by hva, by its file name.
 index_patch='-KVM-Find-the-memslots-an-MMU-notification-overlaps-b.patch'
 
-patched=$("$KP_DIR/scripts/build-kernel.sh" "$config")
-patched_bare=$(KVMSTALL_INSTRUMENT=0 "$KP_DIR/scripts/build-kernel.sh" "$config")
+# Only the kernels asked for; building either patched kernel builds stock
+# (or stock-bare) as well.
+patched="" patched_bare=""
+case " $kernels " in *" patched "* | *" stock "*)
+	patched=$("$KP_DIR/scripts/build-kernel.sh" "$config") ;;
+esac
+case " $kernels " in *" patched_bare "* | *" stock_bare "*)
+	patched_bare=$(KVMSTALL_INSTRUMENT=0 "$KP_DIR/scripts/build-kernel.sh" "$config") ;;
+esac
 stock="$CACHE/kernels/$config/stock"
 stock_bare="$CACHE/kernels/$config/stock-bare"
 res="$CACHE/results/notifier-cost-$config-$(date +%Y%m%d-%H%M%S)"
