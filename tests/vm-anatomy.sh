@@ -153,14 +153,23 @@ until stopped; do
 	sleep 0.1
 done
 check "kvmstall is stopped, every thread" stopped
+# Both clock readings are taken while every thread is known to be stopped
+# (it stopped before t0 and is continued after t1), so the vCPU thread was
+# asleep at least from t0 until t1.  The stop is held for half a second
+# between them: a stall that dwarfs whatever else the run spent in KVM.
 t0=$(date +%s%N)
-kill -CONT "$VM_PID"
+sleep 0.5
 t1=$(date +%s%N)
+kill -CONT "$VM_PID"
 stop_vm INT
 ok $? "the interrupted run exits 0"
-# The vCPU thread was asleep at least from t0 until t1 (nanoseconds).
-check "the stop is blocked time, at least as long as it was seen to be" jq_true "$TMP/stop.json" \
-	".total.stall_causes.blocked_ns >= $((t1 - t0)) and .total.stall_causes.blocked_ns > .total.stall_causes.in_kvm_ns"
+echo "# stopped for at least $((t1 - t0)) ns; stall causes: $(jq -c '.total.stall_causes | del(.exit_reasons)' "$TMP/stop.json")"
+if jq_true "$TMP/stop.json" '.total.stall_causes.lost_records > 0'; then
+	skip "perf records were lost (a loaded host): the stop cannot be accounted for"
+else
+	check "the stop is blocked time, at least as long as it was seen to be" jq_true "$TMP/stop.json" \
+		".total.stall_causes.blocked_ns >= $((t1 - t0)) and .total.stall_causes.blocked_ns > .total.stall_causes.in_kvm_ns"
+fi
 
 # Rings that are not drained during the run overflow: lost records are counted.
 KVMSTALL_TEST_ANATOMY=no-drain "$KVMSTALL" -c 1 -m 64M -b anon -w fault -d 1 \
