@@ -35,7 +35,10 @@
  *       instrumentation's counters must show that change_pte met the
  *       memslot while it was being deleted, and that arm64's set_spte
  *       handler, which installs a stage-2 leaf wherever it is asked to,
- *       was never called for it.
+ *       was never called for it;
+ *   (f) the same race with ksmd as the source of the change_pte calls: a
+ *       thread fills both backings with equal pages, waits until ksmd has
+ *       merged them, drops them and starts again (ksm-storm.h).
  * One line per check; exit 0 only when none failed (a check that cannot
  * run because the counters are absent says SKIP and does not fail).
  */
@@ -58,6 +61,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ksm-storm.h"
+
 #define TAG "arm64-kvm-test: "
 
 #define SLOT_PAGES 16
@@ -69,7 +74,7 @@
 #define COW_GPA 0x80400000ULL	/* check (e)'s memslot */
 #define COW_SLOT NSLOTS
 #define COW_PAGES 256	/* per backing: long copy-on-write bursts */
-#define COW_SECONDS 60		/* check (e) runs this long */
+#define COW_SECONDS 60		/* checks (e) and (f) run at most this long */
 #define MMIO_GPA 0x10000000ULL	/* no memslot there: accesses exit */
 #define CODE_PAGE 0		/* slot 0, page 0 holds the code: never zapped */
 
@@ -303,7 +308,7 @@ static int zap(const struct range *r, int n)
  */
 static unsigned char *cow[2];
 static volatile int cow_stop;
-static unsigned long cow_rounds;
+static unsigned long cow_rounds, ksm_merged;
 static int cow_errno;
 
 static void *cow_storm(void *arg)
@@ -324,6 +329,29 @@ static void *cow_storm(void *arg)
 				cow[b][p * page + 8]++;
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
+		cow_rounds++;
+	}
+	return NULL;
+}
+
+static int cow_stopped(void)
+{
+	return cow_stop;
+}
+
+/* (f): ksmd makes the change_pte notifications, rounds of equal pages merged. */
+static void *ksm_storm(void *arg)
+{
+	(void)arg;
+	while (!cow_stop) {
+		long merged = ksm_storm_round(cow, 2, COW_PAGES * page, 0x10 + cow_rounds % 0xe0,
+					      cow_stopped);
+
+		if (merged < 0) {
+			cow_errno = errno;
+			break;
+		}
+		ksm_merged += merged;
 		cow_rounds++;
 	}
 	return NULL;
@@ -385,9 +413,10 @@ static int64_t read_counter(const char *name)
 }
 
 /*
- * Check (e), as mn-cpte-invalid does it on x86: one thread deletes the
- * memslot and creates it again as fast as it can, alternately on two
- * backings, while cow_storm() makes change_pte calls on both.  The
+ * Checks (e) and (f), as mn-cpte-invalid does them on x86: one thread
+ * deletes the memslot and creates it again as fast as it can, alternately
+ * on two backings, while cow_storm() (e) or ksmd (f) makes change_pte
+ * calls on both.  The
  * instrumentation counts the change_pte walks that meet the memslot while
  * a deletion has it marked invalid (mn_change_pte_invalid_seen: the race
  * happened) and the calls of arm64's kvm_set_spte_gfn() for such a
@@ -396,10 +425,12 @@ static int64_t read_counter(const char *name)
  * reaches 20, or COW_SECONDS pass, polling the counters every 100 ms.
  * Passes with seen > 0 and reached == 0.  Returns 1 if it failed.
  */
-static int check_cpte(int vm)
+static int check_cpte(int vm, int ksm)
 {
+	const char *id = ksm ? "(f)" : "(e)";
 	int64_t seen0, reached0, seen = 0, reached = 0;
 	struct timespec t0, t, nap = { 0, 100 * 1000 * 1000 };
+	struct ksm_knobs knobs;
 	pthread_t storm, churn;
 	int ok;
 
@@ -410,18 +441,27 @@ static int check_cpte(int vm)
 			die("mmap");
 		madvise(cow[i], COW_PAGES * page, MADV_NOHUGEPAGE);
 		memset(cow[i], 0x3c + i, COW_PAGES * page);
+		if (ksm && ksm_storm_prepare(cow[i], COW_PAGES * page)) {
+			printf(TAG "(f) SKIP: madvise(MADV_MERGEABLE): %s (no CONFIG_KSM)\n",
+			       strerror(errno));
+			return 0;
+		}
 	}
 	seen0 = read_counter("mn_change_pte_invalid_seen");
 	reached0 = read_counter("mn_change_pte_invalid_reached");
 	if (seen0 < 0 || reached0 < 0) {
-		printf(TAG "(e) SKIP: no mn_change_pte_invalid_{seen,reached} counters in %s\n",
+		printf(TAG "%s SKIP: no mn_change_pte_invalid_{seen,reached} counters in %s\n", id,
 		       counter_dir);
 		return 0;
 	}
+	if (ksm && ksm_start(&knobs, 4 * COW_PAGES))
+		die("cannot set ksmd going through " KSM_DIR);
 	cow_vm = vm;
+	cow_stop = slot_stop = 0;
+	cow_rounds = slot_deletes = ksm_merged = 0;
 	if (cow_slot(vm, 0, COW_PAGES * page) < 0)
 		die("KVM_SET_USER_MEMORY_REGION (e)");
-	errno = pthread_create(&storm, NULL, cow_storm, NULL);
+	errno = pthread_create(&storm, NULL, ksm ? ksm_storm : cow_storm, NULL);
 	if (!errno)
 		errno = pthread_create(&churn, NULL, slot_churn, NULL);
 	if (errno)
@@ -437,20 +477,34 @@ static int check_cpte(int vm)
 	cow_stop = slot_stop = 1;
 	pthread_join(storm, NULL);
 	pthread_join(churn, NULL);
+	if (ksm)
+		ksm_restore(&knobs);
 	if (cow_errno) {
 		errno = cow_errno;
-		die("fork (e)");
+		die(ksm ? "a round of KSM merging (f)" : "fork (e)");
 	}
 	if (slot_errno) {
 		errno = slot_errno;
 		die("KVM_SET_USER_MEMORY_REGION (e)");
 	}
+	/* The memslot goes, so that (f) starts from the same place as (e). */
+	if (cow_slot(vm, 0, 0) < 0)
+		die("KVM_SET_USER_MEMORY_REGION (e)");
+	for (int i = 0; i < 2; i++)
+		munmap(cow[i], COW_PAGES * page);
 	ok = seen > 0 && reached == 0;
-	printf(TAG "(e) %s: in %ld s, %lu memslot deletions while %lu fork-and-write rounds made %lu "
-	       "change_pte calls: change_pte met the memslot being deleted %" PRId64 " times "
-	       "(want > 0), arm64's set_spte handler was called for it %" PRId64 " times (want 0)\n",
-	       ok ? "PASS" : "FAIL", (long)(t.tv_sec - t0.tv_sec), slot_deletes, cow_rounds,
-	       cow_rounds * 2 * COW_PAGES, seen, reached);
+	if (ksm)
+		printf(TAG "(f) %s: in %ld s, %lu memslot deletions while ksmd merged %lu pages in "
+		       "%lu rounds",
+		       ok ? "PASS" : "FAIL", (long)(t.tv_sec - t0.tv_sec), slot_deletes, ksm_merged,
+		       cow_rounds);
+	else
+		printf(TAG "(e) %s: in %ld s, %lu memslot deletions while %lu fork-and-write rounds "
+		       "made %lu change_pte calls",
+		       ok ? "PASS" : "FAIL", (long)(t.tv_sec - t0.tv_sec), slot_deletes, cow_rounds,
+		       cow_rounds * 2 * COW_PAGES);
+	printf(": change_pte met the memslot being deleted %" PRId64 " times (want > 0), arm64's "
+	       "set_spte handler was called for it %" PRId64 " times (want 0)\n", seen, reached);
 	return !ok;
 }
 
@@ -656,7 +710,9 @@ int main(void)
 		}
 	}
 	/* (e) */
-	failures += check_cpte(vm);
+	failures += check_cpte(vm, 0);
+	/* (f) */
+	failures += check_cpte(vm, 1);
 
 	printf(TAG "%s: %d check(s) failed, %lu MMIO exits\n", failures ? "FAIL" : "PASS",
 	       failures, mmio_exits);

@@ -17,7 +17,10 @@
  *  - a slot thread deletes memslot S and creates it again, over and over;
  *  - a COW thread forks (the child waits on a pipe, so S's pages stay
  *    shared) and writes one byte to every page of S: one copy-on-write,
- *    and so one change_pte, per page, then lets the child go;
+ *    and so one change_pte, per page, then lets the child go; or, with
+ *    --source ksm, ksmd makes the change_pte calls: a KSM thread fills S
+ *    with equal pages, waits until ksmd has merged them, drops them and
+ *    starts again (ksm-storm.h);
  *  - a vCPU reads S's pages in a loop (MMIO exits while S is gone);
  *  - the main thread reads the counters every 100 ms and stops when
  *    reached > 0, when seen reached --target, or after SECONDS.
@@ -42,6 +45,7 @@
 
 #define PROG "mn-cpte-invalid"
 #include "mn-common.h"
+#include "ksm-storm.h"
 
 #define PAGE		4096ul
 #define CODE_GPA	0x00100000u
@@ -67,7 +71,7 @@ static struct {
 	size_t run_size;
 	uint8_t *code, *s;
 	atomic_bool stop, vcpu_done;
-	atomic_ulong deletes, creates, forks, cows, mmio_exits;
+	atomic_ulong deletes, creates, forks, cows, mmio_exits, ksm_rounds, ksm_merged;
 	char error[160];
 } R;
 
@@ -175,6 +179,32 @@ static void *cow_main(void *arg)
 	return NULL;
 }
 
+static int stopped(void)
+{
+	return atomic_load(&R.stop);
+}
+
+/* --source ksm: rounds of equal pages for ksmd to merge, then dropped. */
+static void *ksm_main(void *arg)
+{
+	unsigned char *bufs[1] = { R.s };
+	long merged;
+
+	(void)arg;
+	while (!atomic_load(&R.stop)) {
+		/* A new value each round: the stable tree's old KSM page does not match. */
+		merged = ksm_storm_round(bufs, 1, S_SIZE, 0x10 + atomic_load(&R.ksm_rounds) % 0xe0,
+					 stopped);
+		if (merged < 0) {
+			fail_once("%s: %s", "ksm round", errno);
+			break;
+		}
+		atomic_fetch_add(&R.ksm_merged, (unsigned long)merged);
+		atomic_fetch_add(&R.ksm_rounds, 1);
+	}
+	return NULL;
+}
+
 static void vm_setup(void)
 {
 	R.vm = mn_create_vm(&R.kvm, R.cpath, sizeof(R.cpath), &R.cdir);
@@ -216,7 +246,8 @@ static unsigned long parse_num(const char *what, const char *s, unsigned long ma
 int main(int argc, char **argv)
 {
 	unsigned long duration = 120, target = 100;
-	bool require_counters = false, ok = true;
+	bool require_counters = false, ok = true, ksm = false;
+	struct ksm_knobs knobs;
 	uint64_t seen = 0, reached = 0;
 	pthread_t vcpu_t, slot_t, cow_t;
 	struct sigaction sa;
@@ -227,18 +258,31 @@ int main(int argc, char **argv)
 	for (a = 1; a < argc; a++) {
 		if (!strcmp(argv[a], "--require-counters")) {
 			require_counters = true;
+		} else if (!strcmp(argv[a], "--source") && a + 1 < argc &&
+			   (!strcmp(argv[a + 1], "cow") || !strcmp(argv[a + 1], "ksm"))) {
+			ksm = !strcmp(argv[++a], "ksm");
 		} else if (!strcmp(argv[a], "--target") && a + 1 < argc) {
 			target = parse_num("--target", argv[++a], 1000000);
 		} else if (argv[a][0] != '-') {
 			duration = parse_num("the duration in seconds", argv[a], 86400);
 		} else {
 			fprintf(stderr,
-				"usage: " PROG " [--require-counters] [--target N (default 100)] [SECONDS (default 120)]\n");
+				"usage: " PROG " [--require-counters] [--source cow|ksm (default cow)] "
+				"[--target N (default 100)] [SECONDS (default 120)]\n");
 			return 2;
 		}
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	vm_setup();
+	if (ksm) {
+		if (ksm_storm_prepare(R.s, S_SIZE)) {
+			printf(PROG ": SKIP madvise(MADV_MERGEABLE): %s (a kernel without CONFIG_KSM)\n",
+			       strerror(errno));
+			return 77;
+		}
+		if (ksm_start(&knobs, 2 * S_SIZE / PAGE))
+			die("cannot set ksmd going through " KSM_DIR ": %s", strerror(errno));
+	}
 	if (R.cdir >= 0 && counter_read(R.cdir, "mn_change_pte_invalid_seen", &seen))
 		R.cdir = -1;
 	if (R.cdir < 0 && require_counters) {
@@ -253,7 +297,7 @@ int main(int argc, char **argv)
 		die("sigaction: %s", strerror(errno));
 	if (pthread_create(&vcpu_t, NULL, vcpu_main, NULL) ||
 	    pthread_create(&slot_t, NULL, slot_main, NULL) ||
-	    pthread_create(&cow_t, NULL, cow_main, NULL))
+	    pthread_create(&cow_t, NULL, ksm ? ksm_main : cow_main, NULL))
 		die("cannot start the threads");
 
 	t0 = now_s();
@@ -270,6 +314,8 @@ int main(int argc, char **argv)
 	atomic_store(&R.stop, true);
 	pthread_join(slot_t, NULL);
 	pthread_join(cow_t, NULL);
+	if (ksm)
+		ksm_restore(&knobs);
 	for (a = 0; a < 100 && !atomic_load(&R.vcpu_done); a++) {
 		pthread_kill(vcpu_t, SIGUSR1);
 		usleep(100000);
@@ -284,14 +330,22 @@ int main(int argc, char **argv)
 			    counter_read(R.cdir, "mn_change_pte_invalid_reached", &reached)))
 		die("cannot read the counters in %s", R.cpath);
 	iters = __atomic_load_n((uint32_t *)(R.code + (CNT_GPA - CODE_GPA)), __ATOMIC_RELAXED);
-	printf(PROG ": t=%.0fs deletes=%lu creates=%lu forks=%lu cow-writes=%lu guest-iterations=%u mmio-exits=%lu\n",
-	       now_s() - t0, atomic_load(&R.deletes), atomic_load(&R.creates),
-	       atomic_load(&R.forks), atomic_load(&R.cows), iters, atomic_load(&R.mmio_exits));
+	if (ksm)
+		printf(PROG ": t=%.0fs deletes=%lu creates=%lu ksm-rounds=%lu ksm-merged-pages=%lu guest-iterations=%u mmio-exits=%lu\n",
+		       now_s() - t0, atomic_load(&R.deletes), atomic_load(&R.creates),
+		       atomic_load(&R.ksm_rounds), atomic_load(&R.ksm_merged), iters,
+		       atomic_load(&R.mmio_exits));
+	else
+		printf(PROG ": t=%.0fs deletes=%lu creates=%lu forks=%lu cow-writes=%lu guest-iterations=%u mmio-exits=%lu\n",
+		       now_s() - t0, atomic_load(&R.deletes), atomic_load(&R.creates),
+		       atomic_load(&R.forks), atomic_load(&R.cows), iters,
+		       atomic_load(&R.mmio_exits));
 	if (R.error[0]) {
 		printf(PROG ": FAIL %s\n", R.error);
 		ok = false;
 	}
-	if (!atomic_load(&R.deletes) || !atomic_load(&R.forks) || !iters) {
+	if (!atomic_load(&R.deletes) || !iters ||
+	    !(ksm ? atomic_load(&R.ksm_merged) : atomic_load(&R.forks))) {
 		printf(PROG ": FAIL a thread made no progress at all\n");
 		ok = false;
 	}

@@ -290,12 +290,13 @@ if grep -qE "$splat" "$c"; then
 	status=1
 fi
 if [ "$mode" = negative ]; then
-	# The control passes when check (e), and only a test failure, says so.
-	if grep -q '^arm64-kvm-test: (e) FAIL' "$c" && ! grep -qE "$splat" "$c"; then
-		echo "negative control: check (e) failed without patch 20's check, as it must"
+	# The control passes when checks (e) and (f), and only test failures, say so.
+	if grep -q '^arm64-kvm-test: (e) FAIL' "$c" && grep -q '^arm64-kvm-test: (f) FAIL' "$c" &&
+		! grep -qE "$splat" "$c"; then
+		echo "negative control: checks (e) and (f) failed without patch 20's check, as they must"
 		status=0
 	else
-		echo "negative control: check (e) did NOT fail without patch 20's check"
+		echo "negative control: checks (e) and (f) did NOT both fail without patch 20's check"
 		status=1
 	fi
 fi

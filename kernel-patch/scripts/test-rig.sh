@@ -69,7 +69,8 @@ fi
 # makes the index by hva forget the running maximum of the memslots' ends,
 # so the walker misses a memslot that aliases over others (test 9);
 # mn-oom.patch lets invalidate_range_start reschedule, which the OOM
-# reaper's non-blockable invalidations must not (test 10).  The
+# reaper's non-blockable invalidations must not (test 10).  mn-cpte-invalid
+# runs a second time with ksmd making the change_pte calls (test 15).  The
 # variant is cached under its own series hash, next to the real one.
 cp -a "$KP_DIR" "$tmp/kp3"
 for n in mn-cpte-invalid trace-formats mn-tlbs-dirty clear-young clear-flush-young mn-smm \
@@ -80,6 +81,7 @@ done
 if kdir3=$("$tmp/kp3/scripts/build-kernel.sh" debug 2> "$tmp/build3.err"); then
 	{
 		printf '%s\n' 'mn-cpte-invalid 300 mn-cpte-invalid --require-counters 120' \
+			'mn-cpte-ksm 300 mn-cpte-invalid --require-counters --source ksm 120' \
 			'trace-formats 60 trace-formats' 'mn-smm 300 mn-smm' 'mn-hva 300 mn-hva' \
 			'mn-oom 300 mn-oom'
 		grep -E '^kvmstall-(age|reclaim-young) ' "$KP_DIR/rig/jobs-check.txt"
@@ -231,5 +233,18 @@ else
 	fails=$((fails + 1))
 fi
 
-echo "$((14 - fails)) passed, $fails failed"
+# 15. mn-cpte-invalid with ksmd as the source of change_pte, in the boot of
+# tests 3 to 10 (the variant without patch 20's check).
+if grep -q '^@@kvmstall END mn-cpte-ksm rc=1 ' "$tmp/res3/results.txt" 2> /dev/null &&
+	grep -q 'ksm-merged-pages=[1-9]' "$tmp/res3/console.txt" &&
+	[ "$(grep -c 'FAIL change_pte reached the set_spte handler' "$tmp/res3/console.txt")" -ge 2 ]; then
+	echo "ok 15 - mn-cpte-invalid --source ksm fails without patch 20's check: $(grep -o 'ksm-rounds=[0-9]* ksm-merged-pages=[0-9]*' "$tmp/res3/console.txt" | head -n 1), $(grep -o 'mn_change_pte_invalid_seen=[0-9]* mn_change_pte_invalid_reached=[0-9]*' "$tmp/res3/console.txt" | sed -n 2p)"
+else
+	echo "not ok 15 - mn-cpte-invalid --source ksm fails without patch 20's check:"
+	sed -n '/@@kvmstall START mn-cpte-ksm/,/@@kvmstall END mn-cpte-ksm/p' "$tmp/res3/console.txt" 2> /dev/null |
+		sed 's/^/#   /' | tail -n 10
+	fails=$((fails + 1))
+fi
+
+echo "$((15 - fails)) passed, $fails failed"
 [ $fails -eq 0 ]
