@@ -70,11 +70,14 @@ fi
 # so the walker misses a memslot that aliases over others (test 9);
 # mn-oom.patch lets invalidate_range_start reschedule, which the OOM
 # reaper's non-blockable invalidations must not (test 10).  mn-cpte-invalid
-# runs a second time with ksmd making the change_pte calls (test 15).  The
+# runs a second time with ksmd making the change_pte calls (test 15).
+# test-young.patch makes x86's test_young answer "not young" after its
+# walk, so khugepaged never collapses memory only the guest uses (test 16).
+# The
 # variant is cached under its own series hash, next to the real one.
 cp -a "$KP_DIR" "$tmp/kp3"
 for n in mn-cpte-invalid trace-formats mn-tlbs-dirty clear-young clear-flush-young mn-smm \
-	mn-destroy mn-hva mn-oom; do
+	mn-destroy mn-hva mn-oom test-young; do
 	cp "$KP_DIR/negative/$n.patch" "$tmp/kp3/0099-negative-$n.patch"
 	echo "0099-negative-$n.patch" >> "$tmp/kp3/series"
 done
@@ -83,7 +86,7 @@ if kdir3=$("$tmp/kp3/scripts/build-kernel.sh" debug 2> "$tmp/build3.err"); then
 		printf '%s\n' 'mn-cpte-invalid 300 mn-cpte-invalid --require-counters 120' \
 			'mn-cpte-ksm 300 mn-cpte-invalid --require-counters --source ksm 120' \
 			'trace-formats 60 trace-formats' 'mn-smm 300 mn-smm' 'mn-hva 300 mn-hva' \
-			'mn-oom 300 mn-oom'
+			'mn-oom 300 mn-oom' 'mn-test-young 300 mn-test-young 60'
 		grep -E '^kvmstall-(age|reclaim-young) ' "$KP_DIR/rig/jobs-check.txt"
 		# Last: its WARNs are what test 8 wants to see.
 		echo 'mn-destroy 300 mn-destroy 120'
@@ -246,5 +249,17 @@ else
 	fails=$((fails + 1))
 fi
 
-echo "$((15 - fails)) passed, $fails failed"
+# 16. mn-test-young in the same boot: test_young is asked and takes
+# mmu_lock, but its "not young" keeps khugepaged from collapsing G.
+if grep -q '^@@kvmstall END mn-test-young rc=1 ' "$tmp/res3/results.txt" 2> /dev/null &&
+	grep -q 'mn-test-young: FAIL khugepaged did not collapse G' "$tmp/res3/console.txt" &&
+	grep -q 'mn-test-young: counters mn_test_young_seen=+[0-9]* locked=+[1-9]' "$tmp/res3/console.txt"; then
+	echo "ok 16 - mn-test-young fails when test_young answers \"not young\": $(grep -o 'mn-test-young: after.*' "$tmp/res3/console.txt" | head -n 1 | cut -c1-100)"
+else
+	echo "not ok 16 - mn-test-young fails when test_young answers \"not young\":"
+	grep 'mn-test-young' "$tmp/res3/console.txt" 2> /dev/null | sed 's/^/#   /' | tail -n 10
+	fails=$((fails + 1))
+fi
+
+echo "$((16 - fails)) passed, $fails failed"
 [ $fails -eq 0 ]
