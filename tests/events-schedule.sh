@@ -1,19 +1,16 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Schedules are kept: counts are exact, whatever the machine's load.
+# Schedules are kept: counts are exact, whatever the machine's load (a host
+# too slow for a rate gets what it could not fire within 1 s of the end
+# reported as given up, and only that accounting is checked).
 . "${top_srcdir:-.}/tests/lib.sh"
 require_kvm
-
-count() { # count NAME: events fired by the first stream
-	"$JQ" '.events.streams[0].events' "$TMP/$1.json"
-}
 
 for via in uring syscall; do
 	run_vm "rate-$via" --vcpus 1 --memory 16M --workload spin --duration 2 \
 		--events "madvise-dontneed:outside:rate=1000,via=$via"
 	ok $? "1000/s via $via: run succeeds"
-	n=$(count "rate-$via")
-	check "1000/s for 2 s via $via gives 2000 +- 2 events ($n)" test "$n" -ge 1998 -a "$n" -le 2002
+	fired "rate-$via" "1000/s for 2 s via $via" 2000
 	check "1000/s via $via: submitted the way asked" jq_true "$TMP/rate-$via.json" \
 		"(.events.streams[0].via == \"$( [ $via = uring ] && echo io_uring || echo syscall)\") and all(.events.streams[0].log[]; .[6] == $( [ $via = uring ] && echo true || echo false))"
 	check "1000/s via $via: lateness and latency reported" jq_true "$TMP/rate-$via.json" \
@@ -22,27 +19,24 @@ done
 
 run_vm burst --vcpus 1 --memory 16M --workload spin --duration 2 \
 	--events madvise-dontneed:outside:burst=50,every=500ms
-n=$(count burst)
-check "bursts of 50 every 500 ms for 2 s give 200 events ($n)" test "$n" -eq 200
+fired burst "bursts of 50 every 500 ms for 2 s" 200
 check "a burst shares one due time" jq_true "$TMP/burst.json" \
 	'[.events.streams[0].log[] | .[0]] | unique | length == 4'
 
 run_vm delay --vcpus 1 --memory 16M --workload spin --duration 2 \
 	--events madvise-dontneed:outside:rate=100,delay=1s
-n=$(count delay)
-check "100/s starting after 1 s of 2 gives 100 +- 1 events ($n)" test "$n" -ge 99 -a "$n" -le 101
+fired delay "100/s starting after 1 s of 2" 100
 check "no event before the delay" jq_true "$TMP/delay.json" \
 	'(.timing.run_start_monotonic_ns + 1000000000) as $t | all(.events.streams[0].log[]; .[0] >= $t)'
 
 run_vm count --vcpus 1 --memory 16M --workload spin --duration 1 \
 	--events madvise-dontneed:outside:rate=1000,count=7
-check "count=7 stops after 7 events" test "$(count count)" -eq 7
+fired count "count=7 at 1000/s for 1 s" 7
 
 # Two streams at once, one fast and irrelevant, one slow and relevant.
 run_vm two --vcpus 2 --memory 16M --workload touch --duration 2 \
 	--events madvise-dontneed:outside:rate=2000 --events mprotect:inside:rate=10
-check "two streams: 4000 and 20 events" jq_true "$TMP/two.json" \
-	'[.events.streams[].events] as $n | ($n[0] - 4000 | fabs) <= 2 and ($n[1] - 20 | fabs) <= 1'
+fired two "two streams, 2000/s and 10/s for 2 s" 4000 20
 # --submit uring sends what io_uring can do through it, the rest as syscalls.
 run_vm submit --vcpus 1 --memory 16M --workload spin --duration 1 --submit uring \
 	--events madvise-dontneed:outside:rate=50 --events mprotect:outside:rate=50 \

@@ -59,6 +59,38 @@ done_testing() {
 	exit $?
 }
 
+# fired NAME DESC N...: the event streams of run NAME (in order) had N
+# events each due before the planned end, and fired them all.  A stream
+# that this host could not keep up with gives the rest up 1 s after the end
+# and says so (given_up in the report, a warning on stderr); then only that
+# accounting is checked, and the count is skipped, with the numbers.
+fired() {
+	fname=$1 fdesc=$2
+	shift 2
+	i=0
+	for want; do
+		# shellcheck disable=SC2046 # three numbers
+		fired_of "$fdesc: stream $i" "$want" $("$JQ" -r ".events.streams[$i] |
+			\"\(.events) \(.scheduled) \(.given_up)\"" "$TMP/$fname.json" 2>/dev/null) "$TMP/$fname.err"
+		i=$((i + 1))
+	done
+}
+
+# fired_of DESC WANT EVENTS SCHEDULED GIVEN_UP STDERR_FILE: fired's checks of
+# one stream, from its numbers (for a caller that read them already).
+fired_of() {
+	if [ $# -ne 6 ]; then
+		ok 1 "$1: the report gives events, scheduled and given_up"
+	elif [ "$5" -gt 0 ]; then
+		check "$1: $2 scheduled; $3 fired and $5 given up add up to $4" \
+			test "$4" -eq "$2" -a $(($3 + $5)) -eq "$4"
+		check "$1: a warning says it fell behind its schedule" grep -q "fell behind its schedule" "$6"
+		skip "$1: this host did not keep up with its rate ($3 of $4 fired in time)"
+	else
+		check "$1: fired all $2 events of its schedule ($3 of $4)" test "$4" -eq "$2" -a "$3" -eq "$2"
+	fi
+}
+
 # jq_true FILE EXPR: the expression holds in the JSON report.
 jq_true() {
 	[ "$("$JQ" -e "$2" "$1" 2>/dev/null)" = true ]
@@ -116,18 +148,29 @@ stop_vm() {
 	wait "$VM_PID"
 }
 
-hp_dir() { # hp_dir SIZE_KB
-	echo "/sys/kernel/mm/hugepages/hugepages-${1}kB"
+# hp_dir SIZE_KB: the HugeTLB pool a one-slot VM draws from.  On a host
+# with several nodes with memory, kvmstall binds the first slot to the
+# first of them, so that node's pool (a global pool grown there would be
+# spread over the nodes); the global pool otherwise.
+hp_dir() {
+	mem=$(cat /sys/devices/system/node/has_memory 2>/dev/null || echo 0)
+	case $mem in
+	*[-,]*) echo "/sys/devices/system/node/node${mem%%[-,]*}/hugepages/hugepages-${1}kB" ;;
+	*) echo "/sys/kernel/mm/hugepages/hugepages-${1}kB" ;;
+	esac
 }
 
-hp_free() {
+hp_free() { # hp_free SIZE_KB: free pages of that pool, less those reserved
 	d=$(hp_dir "$1")
-	echo $(($(cat "$d/free_hugepages") - $(cat "$d/resv_hugepages")))
+	resv=0
+	[ ! -r "$d/resv_hugepages" ] || resv=$(cat "$d/resv_hugepages")
+	echo $(($(cat "$d/free_hugepages") - resv))
 }
 
 # Serialise the tests that use the HugeTLB pool, and those that set or count
 # the kernel's system-wide memory work (ksmd, khugepaged).
 hp_lock() {
+	command -v flock > /dev/null 2>&1 || skip_all "flock (util-linux) is needed to share the hugepage pool"
 	exec 9> "${TMPDIR:-/tmp}/kvmstall-hugepages.lock"
 	flock -w 900 9 || skip_all "another test held the hugepage lock for 15 minutes"
 }

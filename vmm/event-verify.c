@@ -25,6 +25,7 @@
 
 #define KPF_ACTIVE 6
 #define KPF_SWAPBACKED 14
+#define KPF_COMPOUND_TAIL 16
 
 /* /proc/self/pagemap, opened once per check (stream threads check concurrently). */
 static __thread int pagemap_fd = -1;
@@ -247,7 +248,9 @@ static int verify_kind(struct ks_stream *st, uintptr_t addr, uint64_t len, uint6
 			return 1;
 		snprintf(why, wl, "the range is not mapped read-write after moving it back");
 		return 0;
-	case KS_EV_AGE_IDLE:
+	case KS_EV_AGE_IDLE: {
+		uint64_t checked = 0;
+
 		for (off = 0; off < len; off += 4096) {
 			uint64_t pfn;
 
@@ -256,13 +259,21 @@ static int verify_kind(struct ks_stream *st, uintptr_t addr, uint64_t len, uint6
 			if (!(ent >> 63))
 				continue;
 			pfn = ent & ((1ULL << 55) - 1);
-			if (!pfn || !idle_bit(pfn, &set))
+			if (!pfn || !kpageflags(pfn, &fl))
 				return -1;
+			/* A huge page's idleness is its head's: older kernels read its tails as
+			 * busy. */
+			if (fl >> KPF_COMPOUND_TAIL & 1)
+				continue;
+			if (!idle_bit(pfn, &set))
+				return -1;
+			checked++;
 			present += !set;
 		}
 		if (present)
 			snprintf(why, wl, "%" PRIu64 " pages not marked idle", present);
-		return !present;
+		return checked ? !present : -1;
+	}
 	case KS_EV_MIGRATE:
 		if (move_pages(0, 1, &page, NULL, &node, 0) < 0)
 			return -1;

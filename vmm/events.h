@@ -136,10 +136,12 @@ struct ks_stream {
 	size_t caprecs;
 	uint64_t errors;
 	uint64_t rng;
-	uint64_t t_start; /* the run's start, the schedule's origin */
-	uint8_t *scratch; /* mremap: where the range moves to and back from */
-	uint64_t t_end;	  /* no event due at or after this is fired */
-	uint64_t cpu_ns;  /* CPU time of the stream's thread, set when it ends */
+	uint64_t t_start;   /* the run's start, the schedule's origin */
+	uint8_t *scratch;   /* mremap: where the range moves to and back from */
+	uint64_t t_end;	    /* no event due at or after this is fired */
+	uint64_t cpu_ns;    /* CPU time of the stream's thread, set when it ends */
+	uint64_t scheduled; /* events due before the planned end */
+	uint64_t given_up;  /* of those, not fired: still catching up long after the end */
 	/* --verify-events */
 	uint64_t verified;
 	uint64_t verify_failed;

@@ -727,6 +727,8 @@ static json_t *json_stream(const struct ks_run *r, const struct ks_stream *st,
 	set(j, "pages", jint(sp->pages));
 	set(j, "bytes_per_event", jint(sp->pages * r->vm->layout.page_size));
 	set(j, "events", jint(o->events));
+	set(j, "scheduled", jint(st->scheduled));
+	set(j, "given_up", jint(st->given_up));
 	set(j, "errors", jint(o->errors));
 	set(j, "first_error",
 	    o->first_error ? json_string(strerror(-o->first_error)) : json_null());
