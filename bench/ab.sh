@@ -16,7 +16,8 @@
 # CPUs, the default; parallel: multi-threaded TCG, one host thread per
 # guest CPU, with trixie's QEMU from kernel-patch/scripts/fetch-qemu.sh),
 # AB_REPS (default 5), AB_DURATION (seconds per run, default
-# 3), AB_HOST (1: also run on the host kernel),
+# 3), AB_HOST (1: also run on the host kernel, the default where
+# /dev/kvm is usable; 0: the rig only),
 # AB_MATRIX (a file of scenario names instead of the matrix files),
 # KVMSTALL_INSTRUMENT=0 (kernels without kernel-patch/instrument/, to
 # measure what it costs with bench/ab-compare.sh),
@@ -42,7 +43,15 @@ dflt=3
 dur=${AB_DURATION:-$dflt}
 case $dur in '' | *[!0-9]*) die "AB_DURATION must be whole seconds from 1 (got '$dur')" ;; esac
 [ "$dur" -ge 1 ] || die "AB_DURATION must be whole seconds from 1 (got '$dur')"
-on_host=${AB_HOST:-1}
+# The host leg needs the host's own KVM: without a usable /dev/kvm it is
+# left out (with a line saying so), unless AB_HOST=1 asks for it.
+if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then host_kvm=1; else host_kvm=0; fi
+on_host=${AB_HOST:-$host_kvm}
+case $on_host in 0 | 1) ;; *) die "AB_HOST must be 0 or 1 (got '$on_host')" ;; esac
+[ "$on_host" = 0 ] || [ "$host_kvm" = 1 ] ||
+	die "AB_HOST=1, but this host has no usable /dev/kvm for the host runs: use AB_HOST=0 (the rig runs need no host KVM)"
+[ -n "${AB_HOST:-}" ] || [ "$host_kvm" = 1 ] ||
+	log "this host has no usable /dev/kvm: the matrix runs in the rig only (no host-kernel runs)"
 rig=${AB_RIG:-single}
 case $rig in
 single) tcg=single ;;
