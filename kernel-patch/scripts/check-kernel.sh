@@ -102,6 +102,20 @@ report kvmstall-spin__spin.json '(.vcpus | length) == 2 and all(.vcpus[]; .itera
 	"both vCPUs worked"
 report kvmstall-hugetlb__hugetlb.json '(.vcpus | length) == 2 and all(.vcpus[]; .iterations > 0) and .config.backing == "hugetlb-2M" and .result.status == "ok"' \
 	"both vCPUs worked on HugeTLB memory"
+# The stall anatomy on 5.10, where kvm_exit and kvm_entry bound each exit.
+spin_share() { # the preempted share of each anatomy-spin run's stall time
+	jq -r '.total.stall_causes.preempted_ns / .total.stalls.total_ns' "$res"/anatomy-spin__spin-*.json 2> /dev/null | tr '\n' ' '
+}
+if jq -s -e 'length == 3 and all(.[]; .anatomy.context_switches and .total.stall_causes.lost_records == 0 and .total.stalls.total_ns > 0) and
+	any(.[]; .total.stall_causes.preempted_ns >= 0.8 * .total.stalls.total_ns)' "$res"/anatomy-spin__spin-*.json > /dev/null 2>&1; then
+	echo "PASS: anatomy-spin: six vCPUs on two CPUs: at least 80 % of the stall time preempted (shares: $(spin_share))"
+	pass=$((pass + 1))
+else
+	echo "FAIL: anatomy-spin: missing, or not six vCPUs on two CPUs with at least 80 % of the stall time preempted in one of three runs (shares: $(spin_share))"
+	fail=$((fail + 1))
+fi
+report anatomy-fault__fault.json '.anatomy.in_kvm_from == "kvm_exit to kvm_entry" and .total.stall_causes.in_kvm_ns > 0.2 * .total.stalls.total_ns and (.total.stall_causes.exit_reasons | to_entries | max_by(.value).key | test("npf"))' \
+	"a faulting vCPU: over 20 % of the stall time in KVM, most of it on npf exits"
 # The patched kernel's MMU-notifier counters, as kvmstall reports them: the
 # outside events were elided, the inside ones took mmu_lock, and no
 # invalidation was left in flight.
