@@ -185,9 +185,11 @@ static const char *unsupported(const struct ks_vm *vm, enum ks_ev_kind k)
 			return "this host has one NUMA node with memory: there is nowhere to migrate to";
 		return NULL;
 	case KS_EV_AGE_IDLE:
-		return access("/sys/kernel/mm/page_idle/bitmap", W_OK) < 0 ?
-			       "this kernel has no idle page tracking (CONFIG_IDLE_PAGE_TRACKING)" :
-			       NULL;
+		if (access("/sys/kernel/mm/page_idle/bitmap", W_OK) < 0)
+			return "this kernel has no idle page tracking (CONFIG_IDLE_PAGE_TRACKING)";
+		return b->hugetlb ? "idle page tracking covers pages on the LRU lists, and HugeTLB "
+				    "pages are not on them" :
+				    NULL;
 	default:
 		return NULL;
 	}
