@@ -26,3 +26,18 @@ SOURCES
 	apt_opts="$apt_opts -o Dir::State::Lists=$1/lists -o Dir::Cache=$1/cache"
 	apt_opts="$apt_opts -o APT::Sandbox::User=root -o APT::Architecture=$3 -o APT::Architectures=$3"
 }
+
+# copy_libs ROOT FILE...: the shared libraries FILE needs, the dynamic
+# loader included, copied to the same paths under ROOT (for binaries that
+# the rig borrows from the host).
+copy_libs() {
+	_root=$1
+	shift
+	for _f; do
+		ldd "$_f" 2> /dev/null | grep -o '/[^ ]*' | while read -r _lib; do
+			[ -e "$_root$_lib" ] && continue
+			mkdir -p "$_root$(dirname "$_lib")"
+			cp -L "$_lib" "$_root$_lib"
+		done
+	done
+}

@@ -43,13 +43,7 @@ gcc -O2 -Wall -static -pthread -o "$root/bin/mn-oom" "$KP_DIR/rig/mn-oom.c"
 if [ -d "$selftests" ]; then
 	find "$selftests" -maxdepth 2 -type f -perm -u+x -exec cp {} "$root/selftests/" \;
 	# The selftests are dynamically linked: bring the C library along.
-	for f in "$root"/selftests/*; do
-		ldd "$f" 2> /dev/null | grep -o '/[^ ]*' | while read -r lib; do
-			[ -e "$root$lib" ] && continue
-			mkdir -p "$root$(dirname "$lib")"
-			cp -L "$lib" "$root$lib"
-		done
-	done
+	copy_libs "$root" "$root"/selftests/*
 fi
 # Extra files for special runs (the rig's own tests), copied to the root.
 for f in ${KVMSTALL_INITRAMFS_EXTRA:-}; do
