@@ -80,7 +80,8 @@ while [ $b -lt "$boots" ]; do
 	if [ -s "$res/jobs.$b" ]; then
 		"$KP_DIR/scripts/make-initramfs.sh" "$kdir" "$vmm" /nonexistent "$res/jobs.$b" "$d/base.cpio.gz"
 		cat "$d/base.cpio.gz" "$res/tests.cpio.gz" > "$d/initrd.cpio.gz"
-		KVMSTALL_RIG_TIMEOUT=${KVMSTALL_RIG_TIMEOUT:-4000} \
+		# 3 GiB per node: events-attrib.sh's 1 GiB VM is bound to node 0.
+		KVMSTALL_RIG_TIMEOUT=${KVMSTALL_RIG_TIMEOUT:-4000} KVMSTALL_RIG_MEM_MB=${KVMSTALL_RIG_MEM_MB:-6144} \
 			"$KP_DIR/scripts/run-rig.sh" "$kdir/bzImage" "$d/initrd.cpio.gz" "$d" > "$d/run.out" 2>&1 &
 		pids="$pids $!:$b"
 	fi
