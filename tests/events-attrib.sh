@@ -45,7 +45,10 @@ check "vCPUs met every read-only window and retried" jq_true "$TMP/keep.json" \
 
 # DONTNEED discards: zeroed words are reported and explained, not an error.
 # hold=met: each event is waited on until the guest has read back a zeroed word.
-run_vm drop --vcpus 2 --memory 64M --workload touch --stride 64 --duration 2 \
+# A zeroed word is seen only when the guest comes back to it: 8 MiB, so that
+# it laps its region many times even where each first touch of a page takes
+# a slow fault (the nested rig).
+run_vm drop --vcpus 2 --memory 8M --workload touch --stride 64 --duration 2 \
 	--events madvise-dontneed:inside:rate=200,pages=64,hold=met
 ok $? "touch under inside DONTNEED events: the run passes"
 check "zeroed words were seen and put down to the events" jq_true "$TMP/drop.json" \

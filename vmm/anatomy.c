@@ -35,6 +35,8 @@
 /* The collector wakes when a ring is half full, or after this many ms. */
 #define AN_POLL_MS 100
 #define AN_REC_MAX 65536
+/* Descriptors a vCPU thread's ring must leave to the rest of the run. */
+#define AN_FD_RESERVE 64
 
 /* The tracepoints, per vCPU thread first, then the notifications (per CPU). */
 enum {
@@ -1127,7 +1129,37 @@ void anatomy__attach(struct ks_vm *vm, struct ks_vcpu *vcpu)
 	}
 	add_fd(th, fd, KIND_SWITCH);
 	add_tracepoints(an, th, fd, 0, TP_NTHREAD, 0, -1);
+	/*
+	 * Descriptors are handed out lowest first, so the highest one this
+	 * thread holds says how many are in use.  The rest of the run (its
+	 * reports, the collector's eventfd, event streams) must still get
+	 * theirs: a thread that leaves fewer than AN_FD_RESERVE goes without.
+	 */
+	if (th->nfds && th->fds[th->nfds - 1] >= nofile_limit() - AN_FD_RESERVE) {
+		close_thread(th);
+		th->attach_errno = EMFILE;
+		return;
+	}
 	__atomic_store_n(&th->attached, true, __ATOMIC_RELEASE);
+}
+
+/* Off after all: every ring and descriptor goes back before the reports need theirs. */
+static void turn_off(struct ks_vm *vm)
+{
+	struct ks_anatomy *an = &vm->anatomy;
+	unsigned int i;
+
+	an->enabled = false;
+	if (an->wake_fd >= 0)
+		close(an->wake_fd);
+	an->wake_fd = -1;
+	for (i = 0; i < vm->layout.nvcpus; i++)
+		close_thread(&vm->vcpus[i].an);
+	for (i = 0; i < an->ncpus; i++)
+		close_thread(&an->cpus[i]);
+	for (i = 0; i < an->nanchors; i++)
+		close(an->anchors[i]);
+	an->nanchors = 0;
 }
 
 void anatomy__start(struct ks_vm *vm)
@@ -1141,14 +1173,14 @@ void anatomy__start(struct ks_vm *vm)
 	if (an->wake_fd < 0) {
 		pr_warning("stall anatomy: cannot create an eventfd (%s); it is off",
 			   strerror(errno));
-		an->enabled = false;
+		turn_off(vm);
 		return;
 	}
 	r = pthread_create(&an->collector, NULL, collector, vm);
 	if (r) {
 		pr_warning("stall anatomy: cannot start its collector thread (%s); it is off",
 			   strerror(r));
-		an->enabled = false;
+		turn_off(vm);
 		return;
 	}
 	an->collector_started = true;
@@ -1224,8 +1256,14 @@ void anatomy__stop(struct ks_vm *vm)
 		close(an->anchors[i]);
 	an->nanchors = 0;
 	if (failed) {
-		note_missing(an, "%u of %u vCPU threads had no perf ring (%s)", failed,
-			     vm->layout.nvcpus, strerror(err));
+		if (err == EMFILE)
+			note_missing(an,
+				     "%u of %u vCPU threads had no perf ring (the open file limit, "
+				     "%d, is too low for them all: raise ulimit -n)",
+				     failed, vm->layout.nvcpus, nofile_limit());
+		else
+			note_missing(an, "%u of %u vCPU threads had no perf ring (%s)", failed,
+				     vm->layout.nvcpus, strerror(err));
 		if (failed == vm->layout.nvcpus)
 			an->switches = an->exits = an->page_faults = an->mmu_faults = false;
 	}

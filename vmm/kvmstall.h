@@ -130,7 +130,9 @@ struct ks_vcpu {
 	char error[256];
 	uint64_t ready_ns; /* host time the guest reported ring 3 */
 	uint64_t done_ns;
-	uint64_t tsc_at_start; /* guest TSC at host time vm->t0_ns */
+	uint64_t tsc_at_start;	/* guest TSC at host time vm->t0_ns */
+	uint64_t tsc_paired_ns; /* host time of that pairing */
+	uint64_t created_ns;	/* host time of KVM_CREATE_VCPU, which zeroes its TSC */
 	uint64_t exits;
 	uint64_t efault_retries; /* KVM_RUN EFAULTs while mprotect events ran */
 	struct ks_vcpu_stats stats;
@@ -153,6 +155,7 @@ struct ks_vm {
 	uint32_t tsc_khz;
 	uint64_t threshold_ticks; /* --threshold in guest TSC ticks */
 	uint64_t tsc_slack_ns;	  /* see tsc_slack_ns() in main.c */
+	bool tsc_unstable;	  /* the host does not run on its TSC: see limits_now() */
 	uint64_t t0_ns;		  /* host CLOCK_MONOTONIC paired with each vCPU's tsc_at_start */
 	uint64_t start_ns;	  /* when vCPU threads were started */
 	uint64_t stop_ns;	  /* when the guests were asked to stop */

@@ -59,10 +59,18 @@ static void limits_now(const struct ks_vm *vm, const struct ks_vcpu *v, uint64_t
 	/* Slack for the pairing of host and guest clocks. */
 	/* The VMM's own copy: the guest can rewrite its parameter block. */
 	lim->threshold_ticks = vm->threshold_ticks;
-	uint64_t slack = ks_ns_to_ticks(vm->tsc_slack_ns, vm->tsc_khz);
+	uint64_t slack = ks_ns_to_ticks(vm->tsc_slack_ns, vm->tsc_khz), hi_slack = slack;
 
+	/*
+	 * Where KVM calls the host's TSC unstable, a vCPU's TSC stands still
+	 * while its thread is off its CPU and catches up later: at the pairing
+	 * it may have lagged by up to the time since KVM_CREATE_VCPU set it,
+	 * and the catch-up can put its later readings that far ahead.
+	 */
+	if (vm->tsc_unstable && v->tsc_paired_ns > v->created_ns)
+		hi_slack += ks_ns_to_ticks(v->tsc_paired_ns - v->created_ns, vm->tsc_khz);
 	lim->tsc_lo = v->tsc_at_start > slack ? v->tsc_at_start - slack : 0;
-	lim->tsc_hi = v->tsc_at_start + ks_ns_to_ticks(now - vm->t0_ns, vm->tsc_khz) + slack;
+	lim->tsc_hi = v->tsc_at_start + ks_ns_to_ticks(now - vm->t0_ns, vm->tsc_khz) + hi_slack;
 	lim->max_position = v->stats.iterations + (1ULL << 32);
 }
 
@@ -249,8 +257,10 @@ int main(int argc, char **argv)
 	if (ks_layout_compute(&vm.layout, cfg.vcpus, cfg.memory, cfg.slots, vm.backing->page_size,
 			      cfg.decoy_size, err, sizeof(err)) < 0)
 		die_usage("%s", err);
+	nofile_raise();
 	kvm__probe(&vm.caps, &vm.kvm_fd);
 	vm.tsc_slack_ns = tsc_slack_ns();
+	vm.tsc_unstable = vm.tsc_slack_ns > NSEC_PER_SEC;
 	kvm__check_config(&vm.caps, &cfg);
 	numa__setup(&vm);
 	if (cfg.nevents) {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -430,4 +431,24 @@ void test_signal_point(const char *phase)
 	pr_debug("KVMSTALL_TEST_SIGNAL: %lu SIGINT at %s", count, phase);
 	while (count--)
 		raise(SIGINT);
+}
+
+void nofile_raise(void)
+{
+	struct rlimit r;
+
+	if (getrlimit(RLIMIT_NOFILE, &r) || r.rlim_cur >= r.rlim_max)
+		return;
+	r.rlim_cur = r.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &r))
+		pr_debug("cannot raise the open file limit: %s", strerror(errno));
+}
+
+int nofile_limit(void)
+{
+	struct rlimit r;
+
+	if (getrlimit(RLIMIT_NOFILE, &r) || r.rlim_cur == RLIM_INFINITY || r.rlim_cur > INT32_MAX)
+		return INT32_MAX;
+	return (int)r.rlim_cur;
 }

@@ -43,6 +43,14 @@ char *xstrdup(const char *s);
 uint64_t now_ns(void);	    /* CLOCK_MONOTONIC */
 uint64_t realtime_ns(void); /* CLOCK_REALTIME */
 
+/*
+ * Open file descriptors: raise the soft limit to the hard one (a VM with
+ * hundreds of vCPUs and their perf rings needs thousands), and the limit
+ * in force.
+ */
+void nofile_raise(void);
+int nofile_limit(void);
+
 static inline uint64_t align_up(uint64_t v, uint64_t a)
 {
 	return (v + a - 1) & ~(a - 1);
