@@ -8,7 +8,8 @@
 # tracepoints), and what it lacks (valgrind) the tests skip, saying so.
 # The scripts are shared out over KVMSTALL_VMM_RIG_BOOTS boots that run at
 # once (default: one per host CPU, at most 4), events-kinds.sh split by
-# backing, its largest.  Uses the cached debug kernel (built if missing).
+# backing, its largest.  KVMSTALL_VMM_RIG_ONLY="NAME..." runs only the
+# jobs of those names.  Uses the cached debug kernel (built if missing).
 # Needs KVMSTALL_STATIC (a static kvmstall, with tests/leak-cycles built
 # next to it) and jq on the host, which the rig borrows with its libraries.
 set -eu
@@ -48,7 +49,19 @@ job() { # job NAME SCRIPT [VAR=VALUE...]
 		case $name in lib | events-kinds) continue ;; esac
 		! grep -q '^[[:space:]]*require_kvm' "$t" || job "$name" "$name"
 	done
-} > "$res/jobs"
+} > "$res/jobs.all"
+# KVMSTALL_VMM_RIG_ONLY: the names of the jobs to run (all by default).
+only=${KVMSTALL_VMM_RIG_ONLY:-}
+if [ -n "$only" ]; then
+	for o in $only; do
+		grep -q "^$o " "$res/jobs.all" ||
+			die "KVMSTALL_VMM_RIG_ONLY: no job '$o'; the jobs are: $(cut -d' ' -f1 "$res/jobs.all" | tr '\n' ' ')"
+	done
+	awk -v only=" $only " 'index(only, " " $1 " ")' "$res/jobs.all" > "$res/jobs"
+else
+	cp "$res/jobs.all" "$res/jobs"
+fi
+[ "$boots" -le "$(wc -l < "$res/jobs")" ] || boots=$(wc -l < "$res/jobs")
 awk -v n="$boots" -v dir="$res" '{ print > (dir "/jobs." (NR - 1) % n) }' "$res/jobs"
 
 # The test scripts, tests/leak-cycles (vm-leaks.sh looks for it next to
