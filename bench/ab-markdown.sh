@@ -174,7 +174,7 @@ FILENAME ~ /runs.tsv$/ && FNR > 1 {
 END {
 	for (k in kern) if (k ~ /^host-/) hostk = k
 	printf "# kvmstall A/B: stock against patched Linux 5.10\n\n"
-	printf "Machine: %s; host kernel %s (%s KVM).  \n", meta["host"], meta["host_kernel"], meta["host_kvm"]
+	printf "Machine: %s; host kernel %s; host KVM: %s.  \n", meta["host"], meta["host_kernel"], meta["host_kvm"]
 	printf "Rig: %s.  \nGuest kernels: %s (%s).  \n", meta["rig"], meta["guest_kernel"], meta["series"]
 	printf "Run: %s, %s; %s repetitions per kernel, interleaved, %s s per run; kvmstall %s.  \n", meta["date"], meta["matrix"], meta["reps"], meta["duration_s"], meta["kvmstall"]
 	if (meta["wall_s"] != "") printf "Wall time: %d min (kernels %d s).  \n", meta["wall_s"] / 60, meta["build_s"]

@@ -230,7 +230,7 @@ host_rep() { # host_rep REP: the same matrix on the host kernel
 	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	echo "host: $(hostname -s), $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 	echo "host_kernel: $(uname -r)"
-	echo "host_kvm: $(if grep -qwE 'vmx|svm' /proc/cpuinfo; then echo hardware; else echo software, no VMX or SVM; fi)"
+	echo "host_kvm: $(if [ "$host_kvm" = 0 ]; then echo "none (no usable /dev/kvm)"; elif grep -qwE 'vmx|svm' /proc/cpuinfo; then echo hardware; else echo software, no VMX or SVM; fi)"
 	echo "rig: $("$qemu" --version | head -n1), $(if [ -r /dev/kvm ] && grep -qwE 'svm|vmx' /proc/cpuinfo; then echo -enable-kvm; else echo "TCG thread=$tcg"; fi), 2 CPUs, 2 NUMA nodes"
 	echo "guest_kernel: $BASE_TREE $BASE_DEB_VERSION release, stock and patched, $instr"
 	echo "series: $(basename "$patched")"

@@ -112,7 +112,7 @@ static bool read_tsc(struct ks_vm *vm, struct ks_vcpu *vcpu)
 		struct kvm_msrs hdr;
 		struct kvm_msr_entry e;
 	} m = { .hdr.nmsrs = 1, .e.index = MSR_IA32_TSC };
-	uint64_t best = UINT64_MAX, tsc = 0, t = 0;
+	uint64_t best = UINT64_MAX, tsc = 0, t = 0, since_t0;
 	unsigned int i;
 
 	for (i = 0; i < 4 && best > 100 * 1000; i++) {
@@ -129,7 +129,13 @@ static bool read_tsc(struct ks_vm *vm, struct ks_vcpu *vcpu)
 	}
 	if (!vm->t0_ns)
 		vm->t0_ns = t;
-	vcpu->tsc_at_start = tsc - ks_ns_to_ticks(t - vm->t0_ns, vm->tsc_khz);
+	/*
+	 * A TSC that KVM held still while the thread was off its CPU (an
+	 * unstable host TSC) can be behind t0's time: its TSC at t0 is then
+	 * taken as 0, not wrapped around to near 2^64.
+	 */
+	since_t0 = ks_ns_to_ticks(t - vm->t0_ns, vm->tsc_khz);
+	vcpu->tsc_at_start = tsc > since_t0 ? tsc - since_t0 : 0;
 	vcpu->tsc_paired_ns = t;
 	return true;
 }
