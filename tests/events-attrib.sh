@@ -17,7 +17,16 @@ fi
 # The issue's acceptance run, shortened: an irrelevant stream and a relevant one.
 run_vm acc --vcpus 4 --memory 1G --backing $b --workload fault --duration 3 \
 	--events madvise-dontneed:outside:rate=10000 --events mprotect:inside:rate=10
-ok $? "fault workload with outside DONTNEED at 10000/s and inside mprotect at 10/s"
+rc=$?
+# Older kernels (5.10 among them) refuse MADV_DONTNEED on HugeTLB: kvmstall
+# skips that stream, saying why, and the run is made again on anon memory.
+if [ $rc = 0 ] && [ $b != anon ] && jq_true "$TMP/acc.json" '.events.streams[0].skipped'; then
+	echo "# $b: $("$JQ" -r '.events.streams[0].skip_reason' "$TMP/acc.json"); again on anon memory"
+	run_vm acc --vcpus 4 --memory 1G --backing anon --workload fault --duration 3 \
+		--events madvise-dontneed:outside:rate=10000 --events mprotect:inside:rate=10
+	rc=$?
+fi
+ok $rc "fault workload with outside DONTNEED at 10000/s and inside mprotect at 10/s"
 fired acc "10000/s and 10/s for 3 s" 30000 30
 # How close the achieved rate comes to the requested one is for bench/events-rate.sh.
 check "both streams report their requested and achieved rates" jq_true "$TMP/acc.json" \
@@ -52,7 +61,9 @@ run_vm drop --vcpus 2 --memory 8M --workload touch --stride 64 --duration 2 \
 	--events madvise-dontneed:inside:rate=200,pages=64,hold=met
 ok $? "touch under inside DONTNEED events: the run passes"
 check "zeroed words were seen and put down to the events" jq_true "$TMP/drop.json" \
-	'.result.data_check | .zeroed_reads > 0 and .corrupt_reads == 0 and .explained_by_events'
+	'.result.data_check | .zeroed_reads > 0 and .corrupt_reads == 0 and .explained_by_events' ||
+	echo "# $("$JQ" -c '{data_check: .result.data_check, stream: (.events.streams[0] | {events, scheduled, given_up, hold, skipped}),
+		vcpus: [.vcpus[] | {iterations, touches, zeroed_reads, region_bytes}]}' "$TMP/drop.json")"
 run_vm dropout --vcpus 2 --memory 64M --workload touch --stride 64 --duration 2 \
 	--events madvise-dontneed:outside:rate=200,pages=64
 check "outside DONTNEED events zero nothing the guest wrote" jq_true "$TMP/dropout.json" \

@@ -118,7 +118,10 @@ reclaims=0
 if [ $reclaims = 1 ]; then
 	# Reclaim takes its time on a slow host: the run lasts until the cgroup
 	# kvmstall made has gone over memory.high and had pages reclaimed (read
-	# every 0.1 s, for at most 5 minutes), then it is stopped.
+	# every 0.1 s, for at most 5 minutes), then it is stopped.  Writing
+	# memory.high reclaims at once, in the writer: on a slow host the
+	# antagonist can still be in that write, before its first pass, when
+	# the counters have risen, so its passes are not what is checked.
 	start_vm reclaim -c 1 -m 64M -b anon -w touch -d 600 --antagonist reclaim:buffer=32M
 	if await_ready reclaim; then
 		rdir="$cg/kvmstall-$VM_PID" i=0
@@ -137,9 +140,10 @@ else
 	ok $? "a run with --antagonist reclaim exits 0"
 fi
 if [ $reclaims = 1 ]; then
+	echo "# reclaim: $("$JQ" -c '.antagonists[0] | {passes, counters}' "$TMP/reclaim.json" 2> /dev/null)"
 	check "JSON: reclaim ran: over memory.high, pages scanned and reclaimed" jq_true "$TMP/reclaim.json" \
 		'.antagonists[0] | (.skipped | not) and .counters.high.end > .counters.high.start and
-		 .counters.pgsteal.end > .counters.pgsteal.start and .passes > 0'
+		 .counters.pgsteal.end > .counters.pgsteal.start'
 	dir=$(jq -r '.antagonists[0].settings | keys[] | select(endswith("/memory.high"))' "$TMP/reclaim.json")
 	check "the cgroup kvmstall made is gone (${dir%/memory.high})" test -n "$dir" -a ! -e "${dir%/memory.high}"
 	check "and this shell's cgroup is where it was" test "$(sed -n 's/^0:://p' /proc/self/cgroup)" = "$cg0"

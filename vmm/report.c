@@ -691,6 +691,7 @@ static json_t *json_host(const struct ks_vm *vm)
 		json_array_append_new(nodes, json_integer(vm->nodes[i]));
 	set(o, "numa_nodes", nodes);
 	set(o, "tsc_khz", json_integer(vm->tsc_khz));
+	set(o, "tsc_stable", json_boolean(!vm->tsc_unstable));
 	set(kvm, "api_version", json_integer(vm->caps.api_version));
 	set(kvm, "nr_vcpus", json_integer(vm->caps.nr_vcpus));
 	set(kvm, "max_vcpus", json_integer(vm->caps.max_vcpus));
