@@ -238,9 +238,13 @@ fi
 
 # 15. mn-cpte-invalid with ksmd as the source of change_pte, in the boot of
 # tests 3 to 10 (the variant without patch 20's check).
+# With --source ksm nothing but ksmd changes a PTE in place, so change_pte
+# reaching the handler in that job is ksmd's doing; the job's progress line
+# may still say 0 merged pages when the failure came before it was printed.
+ksm_job=$(sed -n '/@@kvmstall START mn-cpte-ksm/,/@@kvmstall END mn-cpte-ksm/p' "$tmp/res3/console.txt" 2> /dev/null)
 if grep -q '^@@kvmstall END mn-cpte-ksm rc=1 ' "$tmp/res3/results.txt" 2> /dev/null &&
-	grep -q 'ksm-merged-pages=[1-9]' "$tmp/res3/console.txt" &&
-	[ "$(grep -c 'FAIL change_pte reached the set_spte handler' "$tmp/res3/console.txt")" -ge 2 ]; then
+	echo "$ksm_job" | grep -q 'FAIL change_pte reached the set_spte handler' &&
+	echo "$ksm_job" | grep -q 'mn_change_pte_invalid_reached=[1-9]'; then
 	echo "ok 15 - mn-cpte-invalid --source ksm fails without patch 20's check: $(grep -o 'ksm-rounds=[0-9]* ksm-merged-pages=[0-9]*' "$tmp/res3/console.txt" | head -n 1), $(grep -o 'mn_change_pte_invalid_seen=[0-9]* mn_change_pte_invalid_reached=[0-9]*' "$tmp/res3/console.txt" | sed -n 2p)"
 else
 	echo "not ok 15 - mn-cpte-invalid --source ksm fails without patch 20's check:"
