@@ -1143,6 +1143,16 @@ void anatomy__attach(struct ks_vm *vm, struct ks_vcpu *vcpu)
 	__atomic_store_n(&th->attached, true, __ATOMIC_RELEASE);
 }
 
+/* The tracepoints held open from the start (anchors), closed once. */
+static void close_anchors(struct ks_anatomy *an)
+{
+	unsigned int i;
+
+	for (i = 0; i < an->nanchors; i++)
+		close(an->anchors[i]);
+	an->nanchors = 0;
+}
+
 /* Off after all: every ring and descriptor goes back before the reports need theirs. */
 static void turn_off(struct ks_vm *vm)
 {
@@ -1157,9 +1167,7 @@ static void turn_off(struct ks_vm *vm)
 		close_thread(&vm->vcpus[i].an);
 	for (i = 0; i < an->ncpus; i++)
 		close_thread(&an->cpus[i]);
-	for (i = 0; i < an->nanchors; i++)
-		close(an->anchors[i]);
-	an->nanchors = 0;
+	close_anchors(an);
 }
 
 void anatomy__start(struct ks_vm *vm)
@@ -1252,9 +1260,7 @@ void anatomy__stop(struct ks_vm *vm)
 		an->lost_total += an->cpus[i].lost;
 		an->throttles_total += an->cpus[i].throttles;
 	}
-	for (i = 0; i < an->nanchors; i++)
-		close(an->anchors[i]);
-	an->nanchors = 0;
+	close_anchors(an);
 	if (failed) {
 		if (err == EMFILE)
 			note_missing(an,
@@ -1283,9 +1289,7 @@ void anatomy__free(struct ks_vm *vm)
 		free_thread(&vm->vcpus[i].an);
 	for (i = 0; i < an->ncpus; i++)
 		free_thread(&an->cpus[i]);
-	for (i = 0; i < an->nanchors; i++)
-		close(an->anchors[i]);
-	an->nanchors = 0;
+	close_anchors(an);
 	free(an->cpus);
 	free(an->notif_t);
 	free(an->vmx);
