@@ -80,7 +80,7 @@ int main(void)
 	FILE *f;
 	int fd;
 
-	tap_plan(28);
+	tap_plan(30);
 	vm.backing = ks_backing_info(KS_BACKING_HUGETLB_2M);
 	vm.layout = (struct ks_layout){ .nvcpus = 3,
 					.nslots = 1,
@@ -106,6 +106,22 @@ int main(void)
 	snprintf(vcpus[2].stats.invalid_reason, sizeof(vcpus[2].stats.invalid_reason),
 		 "test says so");
 	r.kstats.source = "none";
+	{
+		/* The host's memory activity: parsed by name, reported as the run's difference. */
+		static const char vmstat[] = "nr_free_pages 5\npgmigrate_success 40\n"
+					     "pgmigrate_successx 9\nthp_split_pmd 7x\n"
+					     "compact_stall 3";
+		bool found[KS_VMSTAT_N];
+
+		ks_vmstat_parse(vmstat, r.kstats.vmstat_start, found);
+		tap_ok(found[0] && r.kstats.vmstat_start[0] == 40 && found[1] &&
+			       r.kstats.vmstat_start[1] == 3 && !found[2] && !found[6],
+		       "vmstat: names matched whole, values whole, the last line without a newline");
+		for (i = 0; i < KS_VMSTAT_N; i++) {
+			r.kstats.vmstat_end[i] = r.kstats.vmstat_start[i] + i;
+			r.kstats.vmstat_ok[i] = found[i];
+		}
+	}
 	report__finish(&r);
 
 	fd = mkstemp(path);
@@ -139,6 +155,12 @@ int main(void)
 	tap_eq_u64(num(root, "total.stalls.count"), 10, "total over valid vCPUs");
 	tap_eq_u64(num(root, "total.iterations"), 3000000, "total iterations over valid vCPUs");
 	tap_eq_u64(num(root, "result.vcpus_discarded"), 1, "result counts the discarded vCPU");
+	tap_ok(num(root, "kvm_stats.host_vmstat.pgmigrate_success") == 0 &&
+		       num(root, "kvm_stats.host_vmstat.compact_stall") == 1 &&
+		       json_is_null(json_object_get(
+			       json_object_get(json_object_get(root, "kvm_stats"), "host_vmstat"),
+			       "thp_split_pmd")),
+	       "kvm_stats.host_vmstat: the run's differences, null where not read");
 	tap_ok(!strcmp(json_string_value(
 			       json_object_get(json_object_get(root, "config"), "backing")),
 		       "hugetlb-2M"),

@@ -159,6 +159,7 @@ static bool read_debugfs(struct ks_vm *vm, struct ks_kvmstats *st, bool end)
 void kvmstats__start(struct ks_vm *vm, struct ks_kvmstats *st)
 {
 	memset(st, 0, sizeof(*st));
+	ks_vmstat_read(st->vmstat_start, st->vmstat_ok);
 #ifdef KVM_GET_STATS_FD
 	if (vm->caps.stats_fd && read_all_fds(vm, st, false)) {
 		st->source = "binary_stats_fd";
@@ -180,8 +181,12 @@ void kvmstats__start(struct ks_vm *vm, struct ks_kvmstats *st)
 
 void kvmstats__end(struct ks_vm *vm, struct ks_kvmstats *st)
 {
+	bool found[KS_VMSTAT_N];
 	unsigned int i;
 
+	ks_vmstat_read(st->vmstat_end, found);
+	for (i = 0; i < KS_VMSTAT_N; i++)
+		st->vmstat_ok[i] = st->vmstat_ok[i] && found[i];
 	for (i = 0; i < st->n; i++)
 		st->v[i].end = 0;
 #ifdef KVM_GET_STATS_FD

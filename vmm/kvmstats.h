@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmstat.h"
+
 struct ks_vm;
 
 struct ks_kvmstat {
@@ -25,6 +27,9 @@ struct ks_kvmstats {
 	char why_none[160];
 	struct ks_kvmstat *v;
 	unsigned int n;
+	/* The host kernel's own memory activity over the same span. */
+	bool vmstat_ok[KS_VMSTAT_N]; /* found at both ends */
+	uint64_t vmstat_start[KS_VMSTAT_N], vmstat_end[KS_VMSTAT_N];
 };
 
 void kvmstats__start(struct ks_vm *vm, struct ks_kvmstats *st);

@@ -608,7 +608,8 @@ static json_t *json_vcpu(const struct ks_run *r, const struct ks_vcpu *v)
 
 static json_t *json_kvmstats(const struct ks_kvmstats *st)
 {
-	json_t *o = json_object(), *vm = json_object(), *vcpu = json_object();
+	json_t *o = json_object(), *vm = json_object(), *vcpu = json_object(),
+	       *host = json_object();
 	unsigned int i;
 
 	set(o, "source", json_string(st->source ? st->source : "none"));
@@ -623,6 +624,13 @@ static json_t *json_kvmstats(const struct ks_kvmstats *st)
 	}
 	set(o, "vm", vm);
 	set(o, "vcpu_total", vcpu);
+	for (i = 0; i < KS_VMSTAT_N; i++) {
+		uint64_t a = st->vmstat_start[i], b = st->vmstat_end[i];
+
+		set(host, ks_vmstat_names[i],
+		    st->vmstat_ok[i] ? jint(b >= a ? b - a : 0) : json_null());
+	}
+	set(o, "host_vmstat", host);
 	return o;
 }
 
