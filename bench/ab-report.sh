@@ -34,8 +34,8 @@ cat_file() { # cat_file PATH-WITHOUT-.gz: the file, compressed or not
 
 # 1. One row per run.  Counters a kernel does not have are NA, and so is
 # the stall anatomy's split (shares of the stall time, in %) in runs
-# recorded without it.
-metrics="p50_us p99_us p999_us max_us stall_ms_per_vcpu_s work_per_s events event_rate event_cpu_us mn_invalidate_locked mn_locked_not_own mn_notifications mn_lock_acquisitions mn_lock_hold_ms mn_tlb_flushes pf_notifier_retries retries_per_s exits_per_fault antagonist_work preempted_pct blocked_pct in_kvm_pct unexplained_pct repeated_faults stalls status"
+# recorded without it, and the host's memory activity in older runs.
+metrics="p50_us p99_us p999_us max_us stall_ms_per_vcpu_s work_per_s events event_rate event_cpu_us mn_invalidate_locked mn_locked_not_own mn_notifications mn_lock_acquisitions mn_lock_hold_ms mn_tlb_flushes pf_notifier_retries retries_per_s exits_per_fault antagonist_work preempted_pct blocked_pct in_kvm_pct unexplained_pct repeated_faults stalls mn_invalidate_elided host_pgmigrate host_thp_collapse status"
 jqprog='
 def na: if . == null then "NA" else . end;
 def vm($n): .kvm_stats.vm[$n];
@@ -69,7 +69,11 @@ def share($c; $n): if $c == null or $c[$n] == null or ($c.stall_ns // 0) <= 0 th
   (.total.stall_causes // null) as $sc |
   share($sc; "preempted_ns"), share($sc; "blocked_ns"), share($sc; "in_kvm_ns"), share($sc; "unexplained_ns"),
   (if $sc == null then null else $sc.repeated_faults end),
-  .total.stalls.count, .result.status
+  .total.stalls.count, vm("mn_invalidate_elided"),
+  # The host kernel moving memory on its own during the run (since kvmstall
+  # recorded it): what can invalidate guest memory besides the events.
+  .kvm_stats.host_vmstat.pgmigrate_success, .kvm_stats.host_vmstat.thp_collapse_alloc,
+  .result.status
 ] | map(na) | @tsv'
 {
 	printf 'kernel\tscenario\trep'
