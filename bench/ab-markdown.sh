@@ -66,7 +66,7 @@ function M(s, m, k) { return (s SUBSEP m SUBSEP k) in med ? med[s SUBSEP m SUBSE
 # w = retries / (faults x notifications/s), the time each notification keeps
 # a fault from completing; h = mmu_lock hold per acquisition.  Predicts
 # retries/s = faults/s x min(1, rate x w) at every other rig point.
-function model(    k, kk, cal, w, h, F, s, j, pr, me, err, N, R, Fh, kf, p, U, maxerr, npts, b0, q0, da, hs) {
+function model(    k, kk, cal, w, h, F, s, j, pr, me, err, N, R, Fh, p, U, maxerr, npts, b0, q0, da, hs, Fr, nsv, sv, sl, nb, v, a, b, sh, sc, kq, p99, Ns, Rs, pts, pl, i) {
 	cal = "fault4k-dontneed-outside-10k"; b0 = "fault4k-none"
 	if (M(cal, "retries_per_s", "stock") < 0 || M(b0, "retries_per_s", "stock") < 0) return
 	printf "## Model and projection\n\n"
@@ -101,23 +101,34 @@ function model(    k, kk, cal, w, h, F, s, j, pr, me, err, N, R, Fh, kf, p, U, m
 			printf "| %s | %s | %s | %s | %s |\n", s, k, fmt(pr), fmt(me), (me > 0 ? sprintf("%+.0f %%", err) : "-") } }
 	if (!npts) printf "| (no other points in this set) | | | | |\n"
 	else printf "\nOn stock the model is off by at most %.0f %% over %d points.\n", maxerr, npts
-	# Projection: host speed instead of the emulator'"'"'s.
+	# Projection: a host'"'"'s fault service time instead of the emulator'"'"'s,
+	# measured where the set has a host leg, else assumed (two values).
+	Fr = M("fault4k-none", "work_per_s", "stock")
+	if (Fr <= 0) return
 	Fh = hostk != "" ? M("fault4k-none", "work_per_s", hostk) : -1
-	kf = (Fh > 0 && M("fault4k-none", "work_per_s", "stock") > 0) ? Fh / M("fault4k-none", "work_per_s", "stock") : -1
-	printf "\n**Projection (not a measurement).** Assumptions: every vCPU faults at the rate one vCPU reaches on this host'"'"'s own KVM (%s faults/s), ", fmt(Fh)
-	printf "the rig'"'"'s w and h shrink by the same factor as the fault service time between the rig and this host (x%s), ", (kf > 0 ? fmt(1 / kf) : "?")
-	printf "faults of different vCPUs retry independently, and notifications are for memory outside the memslots (as NUMA balancing'"'"'s on HugeTLB guests). "
-	printf "Throughput lost is the fraction of faults thrown away; lock load is the share of time notifiers hold mmu_lock, which every faulting vCPU then waits behind.\n\n"
-	if (kf <= 0) { printf "No host-kernel runs in this set: no projection.\n\n"; return }
-	printf "| vCPUs | notifications/s | kernel | retries/s | faults thrown away | mmu_lock held by notifiers |\n|---|---|---|---|---|---|\n"
+	nsv = 0
+	if (Fh > 0) { sv[++nsv] = 1e6 / Fh; sl[nsv] = "measured on " hostk }
+	else { sv[++nsv] = 2; sl[nsv] = "assumed"; sv[++nsv] = 20; sl[nsv] = "assumed" }
+	nb = M("fault4k-numab", "mn_notifications", "stock")
+	printf "\n**Projection (not a measurement).** The rig'"'"'s fault takes %s us (1 / its faults per second without events). ", fmt(1e6 / Fr)
+	if (Fh > 0) printf "On this host'"'"'s own KVM (%s) one vCPU faults %s times a second, %s us a fault: that is the service time used here. ", hostk, fmt(Fh), fmt(1e6 / Fh)
+	else printf "This set has no host leg (no usable /dev/kvm where it was recorded), so the fault service time of a real host is not measured: the projection is given for two assumed values, %s us and %s us a fault. ", fmt(sv[1]), fmt(sv[2])
+	printf "Assumptions: the rig'"'"'s w and h shrink by the same factor as the fault service time; every vCPU faults back to back, each fault retrying independently with probability p = min(1, notifications/s x w), with each kernel'"'"'s own w and h; the rig workload'"'"'s own recycling is left out; "
+	printf "a retried fault is served again, so the p99 fault takes (1 + k) service times, k the 99th percentile of the geometric number of retries, plus h when notifiers hold mmu_lock more than 1 %% of the time; "
+	printf "the notifications are outside every memslot, as NUMA balancing'"'"'s are for a HugeTLB guest"
+	if (nb >= 0) printf " (in the rig, `fault4k-numab` sent %s notifications in %s s on stock)", fmt(nb), meta["duration_s"]
+	printf ". "
+	printf "Not modelled: vCPUs contending for mmu_lock among themselves (5.10 x86 takes it for every fault), which is where hundreds of vCPUs meet each notifier'"'"'s hold; the lock column is each vCPU'"'"'s share of that wait.\n\n"
+	printf "| fault service (us) | vCPUs | notifications/s | kernel | retries/s | faults thrown away | p99 fault (us) | mmu_lock held by notifiers |\n|---|---|---|---|---|---|---|---|\n"
 	split("64 256", Ns, " "); split("1000 10000 100000", Rs, " ")
-	for (a = 1; a <= 2; a++) for (b = 1; b <= 3; b++) for (kk = 1; kk <= 2; kk++) { k = kk == 1 ? "stock" : "patched"
-		N = Ns[a]; R = Rs[b]
-		p = R * w[k] / kf; if (p > 1) p = 1
-		U = R * 2 * h[k] * 1e-6 / kf
-		if (k == "patched") U = 0
-		printf "| %d | %d | %s | %s | %.2g %% | %s |\n", N, R, k, fmt(N * Fh * p), 100 * p, (U >= 1 ? "saturated" : sprintf("%.2g %%", 100 * U)) }
-	printf "\nThe patched row assumes outside notifications only; inside ones cost the same on both kernels (see above).\n\n"
+	for (v = 1; v <= nsv; v++) for (a = 1; a <= 2; a++) for (b = 1; b <= 3; b++) for (kk = 1; kk <= 2; kk++) { k = kk == 1 ? "stock" : "patched"
+		sh = sv[v]; sc = sh * Fr / 1e6; N = Ns[a]; R = Rs[b]
+		p = R * w[k] * sc; if (p > 1) p = 1
+		U = R * 2 * h[k] * sc * 1e-6
+		kq = 0; if (p >= 1) kq = -1; else if (p > 0.01) { kq = int(log(0.01) / log(p)); if (p ^ (kq + 1) > 0.01) kq++ }
+		p99 = kq < 0 ? "never completes" : fmt(sh * (1 + kq) + (U > 0.01 ? h[k] * sc : 0))
+		printf "| %s (%s) | %d | %d | %s | %s | %.2g %% | %s | %s |\n", fmt(sh), sl[v], N, R, k, fmt(N * (1e6 / sh) * p), 100 * p, p99, (U >= 1 ? "saturated" : sprintf("%.2g %%", 100 * U)) }
+	printf "\nInside notifications cost the same on both kernels (see above) and are not projected.\n\n"
 }
 # Where the stall time went, from the stall anatomy (--anatomy, on by
 # default since it landed): shares of the stall time per kernel.

@@ -76,6 +76,13 @@ grep -q '^| fault4k-dontneed-outside-10k | patched | 10.0 | 0 | 43.0 \[.*\] | 47
 	grep -q 'Inside KVM is measured on stock and patched from kvm_exit to kvm_entry' "$r/report.md" &&
 	! grep -q "^| fault4k-none |.*| 3.00 |$" "$r/report.md"
 ok $? "the report splits the stall time where the runs recorded it, and only there"
+# No host leg: the projection is made for two assumed fault service times,
+# and says so; patched, which never retried for the events, projects 0.
+check_eq "$(grep -c '^| [0-9.]* (assumed) | \(64\|256\) | [0-9]* | \(stock\|patched\) |' "$r/report.md")" = 24 \
+	"the projection without a host leg: 2 assumed service times x 2 VM sizes x 3 rates x 2 kernels"
+grep -q 'the fault service time of a real host is not measured' "$r/report.md" &&
+	grep -q '^| 20.0 (assumed) | 256 | 100000 | stock | [0-9]* | [0-9.]* % |' "$r/report.md"
+ok $? "the projection says its service times are assumed, and projects stock's retries"
 n=0
 for p in cdf-fault4k-none time-fault4k-none retries locked; do
 	[ -s "$r/plots/$p.png" ] && [ -s "$r/plots/$p.svg" ] && n=$((n + 1))
