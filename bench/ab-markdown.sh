@@ -119,13 +119,14 @@ function model(    k, kk, cal, w, h, F, s, j, pr, me, err, N, R, Fh, p, U, maxer
 	if (nb >= 0) printf " (in the rig, `fault4k-numab` sent %s notifications in %s s on stock)", fmt(nb), meta["duration_s"]
 	printf ". "
 	printf "Not modelled: vCPUs contending for mmu_lock among themselves (5.10 x86 takes it for every fault), which is where hundreds of vCPUs meet each notifier'"'"'s hold; the lock column is each vCPU'"'"'s share of that wait.\n\n"
+	projected = 1
 	printf "| fault service (us) | vCPUs | notifications/s | kernel | retries/s | faults thrown away | p99 fault (us) | mmu_lock held by notifiers |\n|---|---|---|---|---|---|---|---|\n"
 	split("64 256", Ns, " "); split("1000 10000 100000", Rs, " ")
 	for (v = 1; v <= nsv; v++) for (a = 1; a <= 2; a++) for (b = 1; b <= 3; b++) for (kk = 1; kk <= 2; kk++) { k = kk == 1 ? "stock" : "patched"
 		sh = sv[v]; sc = sh * Fr / 1e6; N = Ns[a]; R = Rs[b]
 		p = R * w[k] * sc; if (p > 1) p = 1
 		U = R * 2 * h[k] * sc * 1e-6
-		kq = 0; if (p >= 1) kq = -1; else if (p > 0.01) { kq = int(log(0.01) / log(p)); if (p ^ (kq + 1) > 0.01) kq++ }
+		kq = 0; if (p >= 1) kq = -1; else while (p ^ (kq + 1) > 0.01) kq++
 		p99 = kq < 0 ? "never completes" : fmt(sh * (1 + kq) + (U > 0.01 ? h[k] * sc : 0))
 		printf "| %s (%s) | %d | %d | %s | %s | %.2g %% | %s | %s |\n", fmt(sh), sl[v], N, R, k, fmt(N * (1e6 / sh) * p), 100 * p, p99, (U >= 1 ? "saturated" : sprintf("%.2g %%", 100 * U)) }
 	printf "\nInside notifications cost the same on both kernels (see above) and are not projected.\n\n"
@@ -179,7 +180,8 @@ FILENAME ~ /runs.tsv$/ && FNR > 1 {
 	if ($2 ~ /^(fault4k|scale-c[0-9]+)-dontneed-outside-/) {
 		if ($1 == "stock") { so++; if ($14 != "NA" && $14 > 0) sopos++ }
 		if ($1 == "patched") { po++; if ($14 != "NA" && $14 == 0) pozero++
-			else if ($14 != "NA") notzero[++nnz] = sprintf("%s rep %s: %d more than its recycling (%d events%s; the host kernel meanwhile migrated %s pages and collapsed %s huge pages)",
+			else if ($14 == "NA") notzero[++nnz] = sprintf("%s rep %s: the run has no mn_invalidate_locked (a kernel without the instrumentation?)", $2, $3)
+			else notzero[++nnz] = sprintf("%s rep %s: %d more than its recycling (%d events%s; the host kernel meanwhile migrated %s pages and collapsed %s huge pages)",
 				$2, $3, $14, $10, $29 == "NA" ? "" : sprintf("; %s of %d notifications elided", $29, $15),
 				$30 == "NA" ? "an unrecorded number of" : $30, $31 == "NA" ? "an unrecorded number of" : $31) }
 	}
@@ -310,7 +312,8 @@ END {
 	printf "## Not covered\n\n"
 	if (meta["rig"] ~ /thread=multi/) printf "- This is the parallel rig (multi-threaded TCG): each guest CPU has a host thread of its own, so the event thread no longer takes its CPU time from the vCPU; on a 2-CPU host the two guest CPUs still compete with QEMU'"'"'s other threads. `event thread CPU per event` shows the notifier path'"'"'s cost per kernel.\n"
 	else printf "- The rig runs its two guest CPUs on one host thread (TCG thread=single): the event thread and the vCPU share it, so CPU spent in the notifier path is taken from the vCPU. `event thread CPU per event` shows that cost per kernel; `make ab AB_RIG=parallel` runs the guest CPUs in parallel.\n"
-	printf "- Hundreds of vCPUs cannot be reached on two emulated CPUs: what this report says of them is the projection above, not a measurement.\n"
+	if (projected) printf "- Hundreds of vCPUs cannot be reached on two emulated CPUs: what this report says of them is the projection above, not a measurement.\n"
+	else printf "- Hundreds of vCPUs cannot be reached on two emulated CPUs, and this set lacks what the model is calibrated on: no projection beyond the rig is made here.\n"
 }' "$out/stats.tsv" "$out/compare.tsv" "$out/runs.tsv"
 
 # Another complete run, compared with bench/ab-compare.sh ratios and kept

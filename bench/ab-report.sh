@@ -141,7 +141,9 @@ function q95(a, n,    i, b) { # the 2.5 % and 97.5 % quantiles of a[1..n] into q
 # The per-run diagnostics after "stalls" (elided notifications, what the
 # host kernel moved) are for runs.tsv only: no statistics, so the bootstrap
 # draws the same random numbers for the other metrics as before they existed.
-NR == 1 { for (i = 4; i <= NF; i++) { name[i] = $i; if ($i == "stalls") nf = i + 1 } next }
+NR == 1 { for (i = 4; i <= NF; i++) { name[i] = $i; if ($i == "stalls") nf = i + 1 }
+	if (!nf) { print "ab-report: runs.tsv has no stalls column" > "/dev/stderr"; exit 1 }
+	next }
 {
 	scen[$2] = 1; kern[$1] = 1
 	for (i = 4; i < nf; i++) {

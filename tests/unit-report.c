@@ -110,13 +110,16 @@ int main(void)
 		/* The host's memory activity: parsed by name, reported as the run's difference. */
 		static const char vmstat[] = "nr_free_pages 5\npgmigrate_success 40\n"
 					     "pgmigrate_successx 9\nthp_split_pmd 7x\n"
+					     "numa_pte_updates -1\npswpout 99999999999999999999\n"
 					     "compact_stall 3";
 		bool found[KS_VMSTAT_N];
 
 		ks_vmstat_parse(vmstat, r.kstats.vmstat_start, found);
 		tap_ok(found[0] && r.kstats.vmstat_start[0] == 40 && found[1] &&
-			       r.kstats.vmstat_start[1] == 3 && !found[2] && !found[6],
-		       "vmstat: names matched whole, values whole, the last line without a newline");
+			       r.kstats.vmstat_start[1] == 3 && !found[2] && !found[6] &&
+			       !found[3] && !found[9],
+		       "vmstat: names matched whole, values whole and in range, the last line "
+		       "without a newline");
 		for (i = 0; i < KS_VMSTAT_N; i++) {
 			r.kstats.vmstat_end[i] = r.kstats.vmstat_start[i] + i;
 			r.kstats.vmstat_ok[i] = found[i];

@@ -27,7 +27,7 @@ check "JSON: stalls are above the threshold" jq_true "$TMP/r.json" \
 check "JSON: KVM statistics were read" jq_true "$TMP/r.json" \
 	'.kvm_stats.source != "none" and (.kvm_stats.vcpu_total + .kvm_stats.vm | length) > 0'
 check "JSON: the host's memory activity during the run, from /proc/vmstat" jq_true "$TMP/r.json" \
-	'(.kvm_stats.host_vmstat | length) == 10 and (.kvm_stats.host_vmstat.pgmigrate_success | type) == "number" and all(.kvm_stats.host_vmstat[]; . == null or . >= 0)'
+	'(.kvm_stats.host_vmstat | length) == 10 and any(.kvm_stats.host_vmstat[]; type == "number") and all(.kvm_stats.host_vmstat[]; . == null or . >= 0)'
 check "JSON: slot with decoys directly before and after" jq_true "$TMP/r.json" \
 	'.layout.slots[0] as $s | $s.decoy_before_hva + .layout.decoy_bytes == $s.hva and $s.hva + $s.bytes == $s.decoy_after_hva'
 check "CSV: header" sh -c "head -n1 '$TMP/r.csv' | grep -q '^time_s,vcpu,iterations'"

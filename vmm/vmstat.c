@@ -4,6 +4,7 @@
 
 #include "vmstat.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,8 @@ void ks_vmstat_parse(const char *text, uint64_t *v, bool *found)
 			size_t n = strlen(ks_vmstat_names[i]);
 			char *end;
 
-			if (strncmp(p, ks_vmstat_names[i], n) || p[n] != ' ')
+			if (strncmp(p, ks_vmstat_names[i], n) || p[n] != ' ' ||
+			    !isdigit((unsigned char)p[n + 1]))
 				continue;
 			errno = 0;
 			v[i] = strtoull(p + n + 1, &end, 10);

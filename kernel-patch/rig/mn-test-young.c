@@ -140,8 +140,9 @@ static void knobs_set(void)
 				knob_saved[i][0] = 0;	/* no NUMA balancing: nothing to turn off */
 				continue;
 			}
-			printf(PROG ": SKIP %s: %s (a kernel without transparent huge pages)\n",
-			       knob_names[i], strerror(errno));
+			printf(PROG ": SKIP %s: %s (%s)\n", knob_names[i], strerror(errno),
+			       strcmp(knob_names[i], NUMA_BALANCING) ?
+			       "a kernel without transparent huge pages" : "cannot read NUMA balancing's switch");
 			exit(77);
 		}
 		if (i == 0)
@@ -337,6 +338,7 @@ int main(int argc, char **argv)
 	}
 	if (!atomic_load(&R.vcpu_done)) {
 		printf(PROG ": FAIL the vCPU thread did not leave KVM_RUN within 2 s\n");
+		knobs_restore();	/* _exit() skips atexit(), and later jobs share the boot */
 		_exit(1);
 	}
 	pthread_join(vt, NULL);
