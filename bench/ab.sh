@@ -171,6 +171,7 @@ rig_rep() { # rig_rep KERNEL REP: every scenario in one boot; lost reports run a
 			initrd="$work/$k.cpio.gz"
 		else
 			log "$k rep $n: running again in a boot of its own:$missing"
+			total=$((total + $(echo $missing | wc -w)))
 			jobs_for $missing > "$work/jobs-$tag"
 			initramfs $k "$work/jobs-$tag" "$work/$tag.cpio.gz"
 			initrd="$work/$tag.cpio.gz"
